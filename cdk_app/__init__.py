@@ -1,0 +1,1 @@
+"""AWS CDK app: an ECS cluster that scales itself for ML training, driven by events."""

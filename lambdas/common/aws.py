@@ -1,0 +1,108 @@
+"""Lazily created boto3 clients and the one place where botocore errors become domain errors.
+
+boto3 is imported on first use, never at module import (cold-start budget); each client is created once.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+from common.errors import AwsCallError, RequestRejected, Throttled, TransientAwsError
+
+# Codes botocore itself treats as throttling (botocore/retries/standard.py), plus ECS/SQS spellings.
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "TransactionInProgressException",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+        "LimitExceededException",
+        "RequestThrottled",
+        "SlowDown",
+        "PriorRequestNotComplete",
+        "EC2ThrottledException",
+        "AWS.SimpleQueueService.RequestThrottled",
+    }
+)
+
+MAX_ATTEMPTS = 4
+"""botocore standard retry mode: 1 call + 3 retries with jittered exponential backoff, then we back off."""
+
+
+@functools.cache
+def client(service: str) -> Any:
+    """The process-wide client for `service` (created on first use)."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
+        connect_timeout=3,
+        read_timeout=20,
+    )
+    return boto3.client(service, config=config)
+
+
+def reset_clients() -> None:
+    """Forget cached clients (tests create fresh ones inside each moto context)."""
+    client.cache_clear()
+
+
+def error_code(exc: BaseException) -> str | None:
+    """botocore ClientError's `Error.Code`, or None for anything that is not an AWS error response."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, Mapping):
+        return None
+    code = response.get("Error", {}).get("Code")
+    return str(code) if code else None
+
+
+def translate(operation: str, exc: BaseException) -> AwsCallError | None:
+    """Map a botocore ClientError to Throttled / TransientAwsError / RequestRejected; None if not one."""
+    code = error_code(exc)
+    if code is None:
+        return None
+    response: Mapping[str, Any] = getattr(exc, "response", {})
+    message = str(response.get("Error", {}).get("Message", ""))
+    status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    if code in THROTTLING_CODES:
+        return Throttled(operation, code, message)
+    if status >= 500 or code in ("ServerException", "InternalError", "ServiceUnavailable"):
+        return TransientAwsError(operation, code, message)
+    return RequestRejected(operation, code, message)
+
+
+class SqsSender:
+    """SendMessage to a queue URL, errors translated."""
+
+    def __init__(self, sqs: Any) -> None:
+        self._sqs = sqs
+
+    def send(
+        self,
+        queue_url: str,
+        body: str,
+        attributes: Mapping[str, Mapping[str, str]],
+        *,
+        delay_seconds: int = 0,
+    ) -> str:
+        try:
+            response = self._sqs.send_message(
+                QueueUrl=queue_url,
+                MessageBody=body,
+                MessageAttributes=dict(attributes),
+                DelaySeconds=max(0, min(900, delay_seconds)),
+            )
+        except Exception as exc:
+            error = translate("SendMessage", exc)
+            if error is None:
+                raise
+            raise error from exc
+        return str(response["MessageId"])

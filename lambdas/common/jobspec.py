@@ -1,0 +1,243 @@
+"""The JobSpec: the JSON document a user puts on a training queue (pydantic v2, unknown fields rejected).
+
+Validation that needs the deployment's settings (which images exist, whether GPUs are on) lives in
+`check_deployment`, so the model itself stays usable by the CLI and the worker without any configuration.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Collection, Mapping
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from common.errors import FieldError, JobSpecInvalid
+
+JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+IMAGE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+TAG_TEXT_PATTERN = re.compile(r"^[\w .:/=+@-]*$")
+S3_URI_PATTERN = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\s]*)?$"
+
+RESERVED_ENV_PREFIXES = ("AWS_", "ECS_", "TRAIN_")
+RESERVED_TAG_KEYS = frozenset({"job-id", "attempt"})
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_COMMAND_ARGS = 64
+MAX_COMMAND_CHARS = 2048
+MAX_ENV_VARS = 50
+MAX_ENV_CHARS = 4096
+"""RunTask allows 8,192 characters of overrides in total (JSON included); command + env stay well below."""
+MAX_TAGS = 20
+"""ECS allows 50 tags per task; the system adds its own."""
+MAX_GPUS = 8
+
+# Valid Fargate task sizes: cpu units -> allowed memory (MiB). From the Fargate "task CPU and memory" table.
+FARGATE_MEMORY: dict[int, tuple[int, ...]] = {
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4096 + 1, 1024)),
+    1024: tuple(range(2048, 8192 + 1, 1024)),
+    2048: tuple(range(4096, 16384 + 1, 1024)),
+    4096: tuple(range(8192, 30720 + 1, 1024)),
+    8192: tuple(range(16384, 61440 + 1, 4096)),
+    16384: tuple(range(32768, 122880 + 1, 8192)),
+}
+
+
+def describe_memory_choices(cpu: int) -> str:
+    """Human-readable allowed memory values for a cpu size, e.g. '2048..8192 in steps of 1024'."""
+    values = FARGATE_MEMORY[cpu]
+    if len(values) <= 3:
+        return ", ".join(str(v) for v in values)
+    return f"{values[0]}..{values[-1]} in steps of {values[1] - values[0]}"
+
+
+def _custom(kind: str, message: str) -> PydanticCustomError:
+    return PydanticCustomError(kind, message)
+
+
+class JobSpec(BaseModel):
+    """One training job. Fields default to sensible values; every bound is named in its error."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, str_strip_whitespace=False)
+
+    job_id: Annotated[str, Field(pattern=JOB_ID_PATTERN)] | None = None
+    name: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    image: Annotated[str, Field(pattern=IMAGE_PATTERN)] = "default"
+    command: Annotated[list[Annotated[str, Field(max_length=1024)]], Field(min_length=1)]
+    environment: dict[str, str] = Field(default_factory=dict)
+    cpu: int = 1024
+    memory: int = 2048
+    gpu: Annotated[int, Field(ge=0, le=MAX_GPUS)] = 0
+    max_attempts: Annotated[int, Field(ge=1, le=10)] = 3
+    timeout_seconds: Annotated[int, Field(ge=60, le=14 * 86400)] = 86400
+    spot: bool = True
+    dedicated: bool = False
+    priority: Annotated[int, Field(ge=0, le=9)] = 5
+    tags: dict[str, str] = Field(default_factory=dict)
+    checkpoint_uri: Annotated[str, Field(pattern=S3_URI_PATTERN, max_length=1024)] | None = None
+
+    @field_validator("command")
+    @classmethod
+    def _bounded_command(cls, value: list[str]) -> list[str]:
+        if len(value) > MAX_COMMAND_ARGS:
+            raise _custom("too_long", f"at most {MAX_COMMAND_ARGS} arguments (got {len(value)})")
+        total = sum(len(arg) for arg in value)
+        if total > MAX_COMMAND_CHARS:
+            raise _custom("too_long", f"at most {MAX_COMMAND_CHARS} characters in total (got {total})")
+        if not value[0].strip():
+            raise _custom("value_error", "the first argument (the program) must not be blank")
+        return value
+
+    @field_validator("environment")
+    @classmethod
+    def _bounded_environment(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > MAX_ENV_VARS:
+            raise _custom("too_long", f"at most {MAX_ENV_VARS} variables (got {len(value)})")
+        total = sum(len(k) + len(v) for k, v in value.items())
+        if total > MAX_ENV_CHARS:
+            raise _custom("too_long", f"at most {MAX_ENV_CHARS} characters of names and values in total (got {total})")
+        for key in value:
+            if not ENV_NAME_PATTERN.match(key):
+                raise _custom(
+                    "value_error",
+                    f"{key!r} is not a valid variable name (letters, digits, '_'; not starting with a digit)",
+                )
+            if key.upper().startswith(RESERVED_ENV_PREFIXES):
+                raise _custom(
+                    "value_error",
+                    f"{key!r} uses a reserved prefix ({', '.join(RESERVED_ENV_PREFIXES)} are set by the system)",
+                )
+        return value
+
+    @field_validator("cpu")
+    @classmethod
+    def _fargate_cpu(cls, value: int) -> int:
+        if value not in FARGATE_MEMORY:
+            allowed = ", ".join(str(c) for c in FARGATE_MEMORY)
+            raise _custom("value_error", f"{value} is not a Fargate cpu size; allowed: {allowed}")
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _bounded_tags(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > MAX_TAGS:
+            raise _custom("too_long", f"at most {MAX_TAGS} tags (got {len(value)})")
+        for key, tag_value in value.items():
+            if not 1 <= len(key) <= 128 or not TAG_TEXT_PATTERN.match(key):
+                raise _custom(
+                    "value_error", f"tag key {key!r} must be 1-128 characters of letters, digits, ' .:/=+-@_'"
+                )
+            if len(tag_value) > 256 or not TAG_TEXT_PATTERN.match(tag_value):
+                raise _custom(
+                    "value_error", f"tag {key!r}: value must be at most 256 characters of letters, digits, ' .:/=+-@_'"
+                )
+            if key.lower().startswith("aws:") or key in RESERVED_TAG_KEYS:
+                raise _custom("value_error", f"tag key {key!r} is reserved")
+        return value
+
+    @model_validator(mode="after")
+    def _resources(self) -> JobSpec:
+        allowed = FARGATE_MEMORY[self.cpu]
+        if self.memory not in allowed:
+            raise _custom(
+                "fargate_memory",
+                f"memory: {self.memory} MiB is not valid with cpu {self.cpu}; "
+                f"allowed for cpu {self.cpu}: {describe_memory_choices(self.cpu)}",
+            )
+        if self.gpu and not self.dedicated:
+            raise _custom(
+                "gpu_needs_dedicated",
+                "gpu: GPU jobs must set dedicated=true (queue workers run on Fargate, which has no GPUs)",
+            )
+        return self
+
+    # Convenience for adapters and the CLI.
+
+    def to_json(self) -> str:
+        """Canonical JSON (defaults omitted where unset), suitable as a queue message body."""
+        return self.model_dump_json(exclude_none=True)
+
+    def default_checkpoint_uri(self, bucket: str) -> str:
+        return self.checkpoint_uri or f"s3://{bucket}/jobs/{self.job_id}/checkpoints/"
+
+
+def derive_job_id(message_id: str) -> str:
+    """Deterministic job id for a spec without one, from the SQS message id (stable across redeliveries)."""
+    cleaned = re.sub(r"[^A-Za-z0-9_-]", "-", message_id)
+    return ("sqs-" + cleaned)[:64]
+
+
+def _field_name(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "body"
+
+
+def _to_field_errors(exc: ValidationError) -> list[FieldError]:
+    errors: list[FieldError] = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err.get("loc", ()))
+        kind = err.get("type", "")
+        message = str(err.get("msg", "invalid"))
+        if kind == "extra_forbidden":
+            errors.append(FieldError(_field_name(loc), f"unknown field {str(loc[-1])!r} is not allowed"))
+        elif kind == "json_invalid":
+            errors.append(FieldError("body", f"malformed JSON: {message}"))
+        elif kind in ("fargate_memory", "gpu_needs_dedicated"):
+            field, _, text = message.partition(": ")
+            errors.append(FieldError(field, text))
+        elif kind == "model_type" and not loc:
+            errors.append(FieldError("body", "must be a JSON object"))
+        elif kind == "missing":
+            errors.append(FieldError(_field_name(loc), "is required"))
+        else:
+            errors.append(FieldError(_field_name(loc), message))
+    return errors
+
+
+def parse_job_spec(document: str | bytes | Mapping[str, Any]) -> JobSpec:
+    """Validate a queue message body (JSON text) or a mapping; raise JobSpecInvalid naming each field."""
+    try:
+        if isinstance(document, Mapping):
+            return JobSpec.model_validate(dict(document))
+        size = len(document.encode() if isinstance(document, str) else document)
+        if size > MAX_BODY_BYTES:
+            raise JobSpecInvalid([FieldError("body", f"too large: {size} bytes (at most {MAX_BODY_BYTES})")])
+        return JobSpec.model_validate_json(document)
+    except ValidationError as exc:
+        raise JobSpecInvalid(_to_field_errors(exc)) from None
+
+
+def check_deployment(spec: JobSpec, *, images: Collection[str], gpu_images: Collection[str], gpu_enabled: bool) -> None:
+    """Checks that need the deployment's settings: the image exists, GPUs are on for a GPU job."""
+    errors: list[FieldError] = []
+    if spec.gpu:
+        if not gpu_enabled:
+            errors.append(
+                FieldError(
+                    "gpu", f"{spec.gpu} GPU(s) requested but GPUs are off in this deployment (no GPU capacity provider)"
+                )
+            )
+        elif spec.image not in gpu_images:
+            allowed = ", ".join(sorted(gpu_images)) or "none"
+            errors.append(FieldError("image", f"no GPU task definition for image {spec.image!r}; allowed: {allowed}"))
+    elif spec.image not in images:
+        allowed = ", ".join(sorted(images)) or "none"
+        errors.append(FieldError("image", f"unknown image {spec.image!r}; allowed: {allowed}"))
+    if errors:
+        raise JobSpecInvalid(errors)
+
+
+def guess_job_id(body: str) -> str | None:
+    """The job_id of a body that failed validation, when it has a valid one (to record the rejection)."""
+    try:
+        document = json.loads(body)
+    except (ValueError, TypeError):
+        return None
+    if isinstance(document, dict):
+        job_id = document.get("job_id")
+        if isinstance(job_id, str) and re.match(JOB_ID_PATTERN, job_id):
+            return job_id
+    return None

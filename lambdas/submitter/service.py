@@ -1,0 +1,423 @@
+"""The submitter's per-message workflow, over small ports (ECS, queues, the jobs table, a clock).
+
+Crash-safety ordering for one launch (job J, attempt N):
+
+1. claim:   conditional write "J is waiting at attempt N and unclaimed" -> launch_claim = C (for a new job
+            the claim rides on the create itself). Only one consumer can hold the claim, so two concurrent
+            deliveries of J/N cannot both call RunTask.
+2. launch:  RunTask with clientToken = f(J, N, provider) and startedBy = J.
+3. record:  conditional write "J at attempt N still claimed by C" -> DISPATCHED, task_arn, capacity provider.
+
+A crash between 1 and 3 leaves J waiting and claimed: the message comes back (visibility timeout), the
+claim is respected until its lease expires (the message is deferred meanwhile), then exactly one consumer
+takes the claim over, looks for a task already started for J (ListTasks startedBy=J) and adopts it, or
+launches with the same client tokens (in AWS, RunTask returns the original task for a repeated token).
+Outcomes where no task can have started (throttled, capacity failures, a request AWS rejected) release the
+claim. Any other error (unknown outcome) keeps the claim and fails the record, so SQS redelivers it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+from aws_lambda_powertools import Logger
+
+from common.errors import JobSpecInvalid, JobStateConflict, RequestRejected, Throttled, TransientAwsError
+from common.jobspec import JobSpec, check_deployment, derive_job_id, guess_job_id, parse_job_spec
+from common.messages import JOB_ID, REASON, DispatchAttributes, dispatch_attributes, read_dispatch_attributes
+from common.states import JobState
+from common.store import JobRecord, JobStore
+from common.timeutil import iso
+from submitter.logic import (
+    CancelWaiting,
+    Defer,
+    Launch,
+    LaunchConfig,
+    Launched,
+    LaunchFailed,
+    LaunchPlan,
+    NoCapacity,
+    OverridesTooLarge,
+    Skip,
+    backoff_seconds,
+    cap_reason,
+    decide,
+    plan_launch,
+    read_run_task,
+)
+from submitter.settings import SubmitterSettings
+
+logger = Logger(child=True)
+
+MAX_REASON_CHARS = 1000
+
+
+class Outcome(StrEnum):
+    """What happened to one message (also the metric name)."""
+
+    DISPATCHED = "JobsDispatched"
+    REJECTED = "JobsRejected"
+    DEFERRED = "JobsDeferred"
+    SKIPPED = "DuplicatesSkipped"
+    CANCELLED = "JobsCancelled"
+    LAUNCH_ERROR = "LaunchErrors"
+
+
+class EcsPort(Protocol):
+    def run_task(self, request: Mapping[str, Any]) -> Mapping[str, Any]:
+        """RunTask; raises Throttled / TransientAwsError / RequestRejected for AWS error responses."""
+        ...
+
+    def count_active(self, families: tuple[str, ...]) -> int:
+        """Training tasks whose desired status is RUNNING (pending or running)."""
+        ...
+
+    def find_task_started_by(self, started_by: str) -> tuple[str, str | None] | None:
+        """(task ARN, capacity provider) of a task with desired status RUNNING started by `started_by`."""
+        ...
+
+    def stop_task(self, task_arn: str, reason: str) -> None: ...
+
+
+class QueuePort(Protocol):
+    def send(
+        self, queue_url: str, body: str, attributes: Mapping[str, Mapping[str, str]], *, delay_seconds: int = 0
+    ) -> str: ...
+
+
+@dataclass
+class Ports:
+    store: JobStore
+    ecs: EcsPort
+    queues: QueuePort
+    clock: Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class Message:
+    message_id: str
+    body: str
+    attributes: Mapping[str, Mapping[str, Any]]
+
+    @classmethod
+    def from_sqs_record(cls, record: Mapping[str, Any]) -> Message:
+        """From one record of an SQS Lambda event (`messageId`, `body`, `messageAttributes`)."""
+        return cls(
+            message_id=str(record["messageId"]),
+            body=str(record.get("body") or ""),
+            attributes=record.get("messageAttributes") or {},
+        )
+
+
+class Capacity:
+    """Room under MAX_CONCURRENT_TASKS, counted with ListTasks at most once per batch."""
+
+    def __init__(self, ecs: EcsPort, families: tuple[str, ...], maximum: int) -> None:
+        self._ecs = ecs
+        self._families = families
+        self._maximum = maximum
+        self._active: int | None = None
+        self._error: str | None = None
+
+    def room(self) -> tuple[bool, str]:
+        if self._active is None and self._error is None:
+            try:
+                self._active = self._ecs.count_active(self._families)
+            except (Throttled, TransientAwsError, RequestRejected) as exc:
+                self._error = f"waiting: could not count active tasks ({exc})"
+        if self._active is None:
+            return False, self._error or "waiting: active task count unknown"
+        if self._active >= self._maximum:
+            return False, cap_reason(self._active, self._maximum)
+        return True, ""
+
+    def took_one(self) -> None:
+        if self._active is not None:
+            self._active += 1
+
+
+class Batch:
+    """Processes the records of one SQS batch (the ListTasks count is shared by the batch)."""
+
+    def __init__(self, ports: Ports, settings: SubmitterSettings, *, claim_prefix: str) -> None:
+        self._ports = ports
+        self._settings = settings
+        self._claim_prefix = claim_prefix
+        self.capacity = Capacity(ports.ecs, settings.task_families, settings.max_concurrent_tasks)
+        self._launch_config = _launch_config(settings)
+
+    # -- entry point -----------------------------------------------------------------------------
+
+    def handle(self, message: Message) -> Outcome:
+        try:
+            meta = read_dispatch_attributes(message.attributes)
+            spec = parse_job_spec(message.body)
+            check_deployment(
+                spec,
+                images=self._settings.task_definitions.keys(),
+                gpu_images=self._settings.gpu_task_definitions.keys(),
+                gpu_enabled=self._settings.gpu_enabled,
+            )
+        except JobSpecInvalid as exc:
+            return self._reject(message, str(exc), attempt=1)
+        if spec.job_id is None:
+            spec = spec.model_copy(update={"job_id": derive_job_id(message.message_id)})
+        job_id = str(spec.job_id)
+        try:
+            plan = plan_launch(
+                spec, attempt=meta.attempt, prefer_on_demand=meta.prefer_on_demand, config=self._launch_config
+            )
+        except OverridesTooLarge as exc:
+            return self._reject(message, f"invalid job spec: environment: {exc}", attempt=meta.attempt, job_id=job_id)
+        return self._dispatch(message, meta, spec, plan)
+
+    # -- paths -----------------------------------------------------------------------------------
+
+    def _dispatch(self, message: Message, meta: DispatchAttributes, spec: JobSpec, plan: LaunchPlan) -> Outcome:
+        ports, now = self._ports, self._ports.clock()
+        job_id = plan.job_id
+        room, room_reason = self.capacity.room()
+        claim = f"{self._claim_prefix}:{message.message_id}"
+        created, job = ports.store.create_if_absent(
+            job_id,
+            state=JobState.SUBMITTED,
+            attempt=meta.attempt,
+            now=now,
+            spec=spec.to_json(),
+            queue="dispatch",
+            reason=None if room else _deferred_reason(room_reason, backoff_seconds(meta.deferrals, job_id)),
+            launch_claim=claim if room else None,
+            launch_claimed_at=iso(now) if room else None,
+        )
+        if created:
+            if room:
+                return self._launch(job, plan, claim, meta, spec, takeover=False)
+            return self._defer(job, meta, spec, room_reason, annotate=False)
+        prefer = meta.prefer_on_demand or bool(job.extra.get("prefer_on_demand"))
+        if prefer != meta.prefer_on_demand:
+            plan = plan_launch(spec, attempt=meta.attempt, prefer_on_demand=prefer, config=self._launch_config)
+        decision = decide(job=job, message_attempt=meta.attempt, now=now, room=room, room_reason=room_reason)
+        if isinstance(decision, Skip):
+            logger.info("duplicate or stale message skipped", extra={"job_id": job_id, "reason": decision.reason})
+            return Outcome.SKIPPED
+        if isinstance(decision, Defer):
+            return self._defer(job, meta, spec, decision.reason)
+        if isinstance(decision, CancelWaiting):
+            return self._cancel(job, decision.reason)
+        assert isinstance(decision, Launch)
+        try:
+            job = ports.store.claim_launch(
+                job_id, state=job.state, attempt=job.attempt, claim=claim, now=now, takeover_from=decision.takeover
+            )
+        except JobStateConflict as conflict:
+            logger.info("lost the launch claim to another consumer", extra={"job_id": job_id, "current": str(conflict)})
+            return Outcome.SKIPPED
+        return self._launch(job, plan, claim, meta, spec, takeover=decision.takeover is not None)
+
+    def _launch(
+        self, job: JobRecord, plan: LaunchPlan, claim: str, meta: DispatchAttributes, spec: JobSpec, *, takeover: bool
+    ) -> Outcome:
+        ports = self._ports
+        if takeover:
+            found = ports.ecs.find_task_started_by(plan.job_id)
+            if found is not None:
+                task_arn, provider = found
+                logger.warning(
+                    "recovered a task launched before a crash", extra={"job_id": job.job_id, "task_arn": task_arn}
+                )
+                return self._record_dispatched(job, claim, Launched(task_arn, provider or "unknown"), None)
+            room, room_reason = self.capacity.room()
+            if not room:
+                self._release(job, claim, _deferred_reason(room_reason, backoff_seconds(meta.deferrals, job.job_id)))
+                return self._defer(job, meta, spec, room_reason, annotate=False)
+        notes: list[str] = []
+        for provider in plan.providers:
+            try:
+                response = ports.ecs.run_task(plan.request(provider))
+            except Throttled as exc:
+                # A throttled call did nothing: release the claim and come back later.
+                reason = f"waiting: RunTask on {provider} throttled after retries ({exc})"
+                self._release(job, claim, _deferred_reason(reason, backoff_seconds(meta.deferrals, job.job_id)))
+                return self._defer(job, meta, spec, reason, annotate=False)
+            except TransientAwsError as exc:
+                # A 5xx: the task may or may not exist. Keep the claim (its lease makes the deferred copy wait,
+                # then recover through startedBy / the client token) instead of risking a second launch.
+                return self._defer(job, meta, spec, f"waiting: RunTask on {provider} failed ({exc}); outcome unknown")
+            except RequestRejected as exc:
+                return self._launch_error(job, claim, f"RunTask rejected the launch: {exc}", spec)
+            outcome = read_run_task(response, provider)
+            if isinstance(outcome, Launched):
+                note = f"{'; '.join(notes)}; launched on {outcome.provider}" if notes else None
+                return self._record_dispatched(job, claim, outcome, note)
+            if isinstance(outcome, LaunchFailed):
+                return self._launch_error(job, claim, f"RunTask failed: {outcome.reason}", spec)
+            assert isinstance(outcome, NoCapacity)
+            notes.append(f"no capacity on {outcome.reason}")
+            logger.warning("no capacity, falling back", extra={"job_id": job.job_id, "reason": outcome.reason})
+        reason = "waiting: " + "; ".join(notes)
+        self._release(job, claim, _deferred_reason(reason, backoff_seconds(meta.deferrals, job.job_id)))
+        return self._defer(job, meta, spec, reason, annotate=False)
+
+    def _record_dispatched(self, job: JobRecord, claim: str, launched: Launched, note: str | None) -> Outcome:
+        ports = self._ports
+        self.capacity.took_one()
+        try:
+            record = ports.store.transition(
+                job.job_id,
+                JobState.DISPATCHED,
+                expected_states=job.state,
+                expected_attempt=job.attempt,
+                expected_claim=claim,
+                now=ports.clock(),
+                reason=note,
+                task_arn=launched.task_arn,
+                capacity_provider=launched.provider,
+                launch_claim=None,
+                launch_claimed_at=None,
+                exit_code=None,
+                stopped_reason=None,
+                queue="dispatch",
+            )
+        except JobStateConflict as conflict:
+            # Our lease expired (an invocation slower than LAUNCH_LEASE_SECONDS) and another consumer took
+            # the job over; it adopts this task via startedBy / the client token. Nothing more to do here.
+            logger.error(
+                "launched, but the claim was taken over", extra={"job_id": job.job_id, "current": str(conflict)}
+            )
+            return Outcome.SKIPPED
+        logger.info(
+            "dispatched",
+            extra={"job_id": job.job_id, "task_arn": launched.task_arn, "capacity_provider": launched.provider},
+        )
+        if record.cancel_requested:
+            ports.ecs.stop_task(launched.task_arn, "cancelled by user")
+        return Outcome.DISPATCHED
+
+    def _defer(
+        self, job: JobRecord, meta: DispatchAttributes, spec: JobSpec, reason: str, *, annotate: bool = True
+    ) -> Outcome:
+        """Send-before-ack: a copy goes back with a delay, then the original is acknowledged. A duplicate from a
+        crash in between is harmless (job-id idempotency). The job keeps waiting, with the reason recorded."""
+        ports = self._ports
+        delay = backoff_seconds(meta.deferrals, job.job_id)
+        ports.queues.send(
+            self._settings.dispatch_queue_url,
+            spec.to_json(),
+            dispatch_attributes(
+                attempt=meta.attempt, prefer_on_demand=meta.prefer_on_demand, deferrals=meta.deferrals + 1
+            ),
+            delay_seconds=delay,
+        )
+        full_reason = _deferred_reason(reason, delay)
+        if annotate:
+            with contextlib.suppress(JobStateConflict):  # the job moved on; the deferred copy will be skipped
+                ports.store.annotate(
+                    job.job_id,
+                    expected_states=job.state,
+                    expected_attempt=job.attempt,
+                    now=ports.clock(),
+                    reason=full_reason,
+                )
+        logger.info("deferred", extra={"job_id": job.job_id, "reason": full_reason})
+        return Outcome.DEFERRED
+
+    def _release(self, job: JobRecord, claim: str, reason: str) -> None:
+        try:
+            self._ports.store.release_claim(
+                job.job_id, state=job.state, attempt=job.attempt, claim=claim, now=self._ports.clock(), reason=reason
+            )
+        except JobStateConflict:
+            logger.warning("claim already gone while releasing it", extra={"job_id": job.job_id})
+
+    def _launch_error(self, job: JobRecord, claim: str, reason: str, spec: JobSpec) -> Outcome:
+        """AWS refused the launch (e.g. a missing permission or task definition): the message goes to the DLQ
+        with the reason; the job stays waiting with that reason so a redrive after the fix launches it."""
+        reason = _clip(reason)
+        self._ports.queues.send(
+            self._settings.dispatch_dlq_url,
+            spec.to_json(),
+            {**dispatch_attributes(attempt=job.attempt), **_strings({REASON: reason, JOB_ID: job.job_id})},
+        )
+        self._release(job, claim, f"{reason} (message sent to the DLQ)")
+        logger.error("launch error", extra={"job_id": job.job_id, "reason": reason})
+        return Outcome.LAUNCH_ERROR
+
+    def _cancel(self, job: JobRecord, reason: str) -> Outcome:
+        try:
+            self._ports.store.transition(
+                job.job_id,
+                JobState.CANCELLED,
+                expected_states=job.state,
+                expected_attempt=job.attempt,
+                now=self._ports.clock(),
+                reason=reason,
+            )
+        except JobStateConflict:
+            return Outcome.SKIPPED
+        return Outcome.CANCELLED
+
+    def _reject(self, message: Message, reason: str, *, attempt: int, job_id: str | None = None) -> Outcome:
+        """DLQ first (with the reason), then the REJECTED record: a crash in between re-runs both (a duplicate
+        DLQ message at worst); the reverse order could lose the DLQ copy."""
+        ports = self._ports
+        reason = _clip(reason)
+        job_id = job_id or guess_job_id(message.body) or derive_job_id(message.message_id)
+        ports.queues.send(
+            self._settings.dispatch_dlq_url,
+            message.body or "(empty body)",
+            _strings({REASON: reason, JOB_ID: job_id, "source_message_id": message.message_id}),
+        )
+        now = ports.clock()
+        created, job = ports.store.create_if_absent(
+            job_id,
+            state=JobState.REJECTED,
+            attempt=attempt,
+            now=now,
+            queue="dispatch",
+            reason=reason,
+            body=message.body[:4096],
+        )
+        if not created and job.state == JobState.SUBMITTED and job.launch_claim is None and job.attempt == attempt:
+            with contextlib.suppress(JobStateConflict):
+                ports.store.transition(
+                    job_id,
+                    JobState.REJECTED,
+                    expected_states=job.state,
+                    expected_attempt=job.attempt,
+                    now=now,
+                    reason=reason,
+                )
+        elif not created:
+            logger.warning("invalid message for an existing job left the job alone", extra={"job_state": job.state})
+        logger.warning("rejected", extra={"job_id": job_id, "reason": reason})
+        return Outcome.REJECTED
+
+
+def _strings(values: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """String message attributes (SQS rejects empty values, so those are left out)."""
+    return {k: {"DataType": "String", "StringValue": v} for k, v in values.items() if v}
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_REASON_CHARS else text[: MAX_REASON_CHARS - 3] + "..."
+
+
+def _deferred_reason(reason: str, delay: int) -> str:
+    return f"{reason} (next try in {delay} s)"
+
+
+def _launch_config(settings: SubmitterSettings) -> LaunchConfig:
+    return LaunchConfig(
+        cluster=settings.cluster,
+        task_definitions=settings.task_definitions,
+        gpu_task_definitions=settings.gpu_task_definitions,
+        gpu_capacity_provider=settings.gpu_capacity_provider,
+        subnet_ids=settings.subnet_ids,
+        security_group_ids=settings.security_group_ids,
+        artifacts_bucket=settings.artifacts_bucket,
+    )

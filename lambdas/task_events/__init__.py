@@ -1,0 +1,1 @@
+"""Task-events Lambda: ECS Task State Change events and a scheduled reconcile pass -> job transitions."""

@@ -1,0 +1,34 @@
+"""boto3 adapters for the task-events ports (errors translated in common.aws)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from common.aws import translate
+
+
+def _call(operation: str, fn: Any, **kwargs: Any) -> Any:
+    try:
+        return fn(**kwargs)
+    except Exception as exc:
+        error = translate(operation, exc)
+        if error is None:
+            raise
+        raise error from exc
+
+
+class EcsAdapter:
+    def __init__(self, ecs: Any, cluster: str) -> None:
+        self._ecs = ecs
+        self._cluster = cluster
+
+    def describe_tasks(self, task_arns: Sequence[str]) -> Mapping[str, Mapping[str, Any]]:
+        """One DescribeTasks call (<= 100 ARNs). Tasks ECS no longer knows are simply absent."""
+        if not task_arns:
+            return {}
+        response = _call("DescribeTasks", self._ecs.describe_tasks, cluster=self._cluster, tasks=list(task_arns))
+        return {str(task["taskArn"]): task for task in response.get("tasks", [])}
+
+    def stop_task(self, task_arn: str, reason: str) -> None:
+        _call("StopTask", self._ecs.stop_task, cluster=self._cluster, task=task_arn, reason=reason[:255])

@@ -1,0 +1,260 @@
+"""Pure task-events logic: given a job record and what ECS says about its task, what should happen.
+
+Works the same for an EventBridge "ECS Task State Change" event and for a task seen by the reconcile pass
+(DescribeTasks returns the same camelCase fields). No boto3, no environment, no clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from common.ecs import CONTAINER_NAME, is_capacity_reason
+from common.jobspec import JobSpec
+from common.states import ACTIVE, JobState
+from common.store import JobRecord
+from common.timeutil import iso, parse_iso
+
+MAX_INTERRUPTIONS = 5
+"""Spot interruptions / capacity start failures a job may absorb; they do not use its max_attempts."""
+RETRY_BASE_DELAY_SECONDS = 30
+MAX_DELAY_SECONDS = 900
+MISSING_GRACE_SECONDS = 300
+"""A task DescribeTasks cannot find is only declared lost this long after dispatch (ECS reads are eventually
+consistent right after RunTask)."""
+STALE_RETRY_SECONDS = 1800
+"""A RETRYING dispatch job untouched this long has lost its message (deferrals refresh it at least every
+900 s): the reconcile pass sends it again."""
+
+INTERRUPTION_STOP_CODES = frozenset({"SpotInterruption", "TerminationNotice"})
+STOPPED = "STOPPED"
+RUNNING = "RUNNING"
+
+
+@dataclass(frozen=True)
+class TaskView:
+    """The fields of an ECS task (event detail or DescribeTasks item) that decide a job's fate."""
+
+    task_arn: str
+    last_status: str
+    desired_status: str | None = None
+    stop_code: str | None = None
+    stopped_reason: str | None = None
+    started_by: str | None = None
+    exit_code: int | None = None
+    container_reason: str | None = None
+    started_at: str | None = None
+    stopped_at: str | None = None
+    capacity_provider: str | None = None
+
+    @classmethod
+    def from_ecs(cls, task: Mapping[str, Any]) -> TaskView:
+        trainer = next((c for c in task.get("containers") or [] if c.get("name") == CONTAINER_NAME), None)
+        exit_code = trainer.get("exitCode") if trainer else None
+        return cls(
+            task_arn=str(task["taskArn"]),
+            last_status=str(task.get("lastStatus") or ""),
+            desired_status=task.get("desiredStatus"),
+            stop_code=task.get("stopCode"),
+            stopped_reason=task.get("stoppedReason"),
+            started_by=task.get("startedBy"),
+            exit_code=int(exit_code) if isinstance(exit_code, int | float) else None,
+            container_reason=trainer.get("reason") if trainer else None,
+            started_at=_timestamp(task.get("startedAt")),
+            stopped_at=_timestamp(task.get("stoppedAt")),
+            capacity_provider=task.get("capacityProviderName"),
+        )
+
+
+def _timestamp(value: Any) -> str | None:
+    """Event timestamps are ISO strings; boto3's DescribeTasks gives datetimes."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return iso(value)
+    return iso(parse_iso(str(value)))
+
+
+# --- actions -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ignore:
+    reason: str
+
+
+@dataclass(frozen=True)
+class MarkRunning:
+    started_at: str
+
+
+@dataclass(frozen=True)
+class Finish:
+    state: JobState
+    reason: str | None
+    exit_code: int | None = None
+
+
+@dataclass(frozen=True)
+class Retry:
+    reason: str
+    next_attempt: int
+    failures: int
+    interruptions: int
+    prefer_on_demand: bool
+    delay_seconds: int
+    exit_code: int | None = None
+
+
+@dataclass(frozen=True)
+class ResendRetry:
+    """The job is already RETRYING: (re)send its dispatch message, which is idempotent."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class StopForTimeout:
+    reason: str
+
+
+Action = Ignore | MarkRunning | Finish | Retry | ResendRetry | StopForTimeout
+
+
+def describe_stop(task: TaskView) -> str:
+    parts = [f"stopCode {task.stop_code or 'unknown'}"]
+    if task.stopped_reason:
+        parts.append(f"stoppedReason {task.stopped_reason!r}")
+    if task.exit_code is not None:
+        parts.append(f"trainer exit code {task.exit_code}")
+    elif task.stop_code != "TaskFailedToStart":
+        parts.append("no trainer exit code")
+    if task.container_reason:
+        parts.append(f"container reason {task.container_reason!r}")
+    return ", ".join(parts)
+
+
+def started_at(job: JobRecord) -> datetime | None:
+    text = job.started_at or job.dispatched_at
+    return parse_iso(text) if text else None
+
+
+def timed_out(job: JobRecord, spec: JobSpec, at: datetime) -> bool:
+    start = started_at(job)
+    return start is not None and start + timedelta(seconds=spec.timeout_seconds) < at
+
+
+def timeout_reason(job: JobRecord, spec: JobSpec) -> str:
+    since = job.started_at or job.dispatched_at
+    return f"timeout: attempt {job.attempt} ran longer than timeout_seconds={spec.timeout_seconds} (since {since})"
+
+
+def retry_delay(failures: int) -> int:
+    """Backoff before re-running a failed attempt: 30 s, 60 s, 120 s ... at most 900 s."""
+    return min(MAX_DELAY_SECONDS, RETRY_BASE_DELAY_SECONDS * 2 ** max(0, failures - 1))
+
+
+def _prefers_on_demand(job: JobRecord) -> bool:
+    return bool(job.extra.get("prefer_on_demand"))
+
+
+def after_failure(job: JobRecord, spec: JobSpec, what: str, exit_code: int | None) -> Finish | Retry:
+    """A failed attempt uses one of the job's max_attempts."""
+    failures = job.failures + 1
+    if failures >= spec.max_attempts:
+        return Finish(
+            JobState.FAILED,
+            f"attempt {job.attempt} failed ({what}); no attempts left ({failures} of max_attempts={spec.max_attempts})",
+            exit_code,
+        )
+    return Retry(
+        reason=f"attempt {job.attempt} failed ({what}); retrying ({failures} of max_attempts={spec.max_attempts} used)",
+        next_attempt=job.attempt + 1,
+        failures=failures,
+        interruptions=job.interruptions,
+        prefer_on_demand=_prefers_on_demand(job),
+        delay_seconds=retry_delay(failures),
+        exit_code=exit_code,
+    )
+
+
+def after_interruption(job: JobRecord, what: str) -> Finish | Retry:
+    """Spot interruption or no capacity to start: re-submit on on-demand; bounded by MAX_INTERRUPTIONS."""
+    interruptions = job.interruptions + 1
+    if interruptions > MAX_INTERRUPTIONS:
+        return Finish(JobState.FAILED, f"attempt {job.attempt} {what}; gave up after {MAX_INTERRUPTIONS} interruptions")
+    return Retry(
+        reason=f"attempt {job.attempt} {what}; re-submitting on on-demand capacity "
+        f"(interruption {interruptions} of {MAX_INTERRUPTIONS})",
+        next_attempt=job.attempt + 1,
+        failures=job.failures,
+        interruptions=interruptions,
+        prefer_on_demand=True,
+        delay_seconds=0,
+    )
+
+
+def decide_stopped(job: JobRecord, spec: JobSpec, task: TaskView, *, now: datetime) -> Finish | Retry:
+    """The job's current task has stopped: success, failure (retry or not), interruption, cancel, timeout."""
+    what = describe_stop(task)
+    essential_exit_ok = task.exit_code == 0 and task.stop_code in (None, "EssentialContainerExited")
+    if job.cancel_requested:
+        if essential_exit_ok:
+            return Finish(JobState.SUCCEEDED, None, 0)
+        return Finish(JobState.CANCELLED, f"cancelled by user ({what})", task.exit_code)
+    if task.stop_code in INTERRUPTION_STOP_CODES:
+        return after_interruption(job, f"interrupted ({what})")
+    if task.stop_code == "TaskFailedToStart" and (
+        is_capacity_reason(task.stopped_reason) or is_capacity_reason(task.container_reason)
+    ):
+        return after_interruption(job, f"could not start for lack of capacity ({what})")
+    if task.stop_code == "UserInitiated":
+        stopped = parse_iso(task.stopped_at) if task.stopped_at else now
+        if timed_out(job, spec, stopped):
+            return Finish(JobState.FAILED, f"{timeout_reason(job, spec)}; {what}", task.exit_code)
+        return Finish(JobState.CANCELLED, f"task stopped by a user ({what})", task.exit_code)
+    if essential_exit_ok:
+        return Finish(JobState.SUCCEEDED, None, 0)
+    return after_failure(job, spec, what, task.exit_code)
+
+
+def decide_task(job: JobRecord, spec: JobSpec, task: TaskView, *, now: datetime) -> Action:
+    """React to a task state change. Only the job's current task counts (stale attempts are ignored); the
+    state machine only moves forward, so duplicates and out-of-order events cannot undo anything."""
+    if job.task_arn != task.task_arn:
+        return Ignore(f"event for task {task.task_arn}, job's current task is {job.task_arn}")
+    if job.terminal:
+        return Ignore(f"job already {job.state}")
+    if job.state == JobState.RETRYING:
+        if task.last_status == STOPPED:
+            return ResendRetry("duplicate STOPPED event for a job already re-submitted")
+        return Ignore("late event for the previous attempt's task")
+    if job.state not in ACTIVE:
+        return Ignore(f"job is {job.state}")
+    if task.last_status != STOPPED:
+        if task.last_status == RUNNING and job.state == JobState.DISPATCHED:
+            return MarkRunning(task.started_at or iso(now))
+        return Ignore(f"task {task.last_status} (desired {task.desired_status}); job {job.state}")
+    return decide_stopped(job, spec, task, now=now)
+
+
+def decide_reconcile(job: JobRecord, spec: JobSpec, task: TaskView | None, *, now: datetime) -> Action:
+    """One job of the reconcile pass (DISPATCHED / RUNNING). `task` None: DescribeTasks did not find it."""
+    if task is not None and task.last_status == STOPPED:
+        return decide_task(job, spec, task, now=now)
+    if timed_out(job, spec, now):
+        return StopForTimeout(timeout_reason(job, spec))
+    if task is None:
+        dispatched = parse_iso(job.dispatched_at) if job.dispatched_at else None
+        if dispatched is not None and dispatched + timedelta(seconds=MISSING_GRACE_SECONDS) > now:
+            return Ignore("task not visible yet (just dispatched)")
+        return after_failure(
+            job, spec, f"task {job.task_arn} not found by DescribeTasks: it stopped and its outcome is unknown", None
+        )
+    return decide_task(job, spec, task, now=now)
+
+
+def stale_retry_cutoff(now: datetime) -> str:
+    return iso(now - timedelta(seconds=STALE_RETRY_SECONDS))

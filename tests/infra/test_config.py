@@ -1,0 +1,58 @@
+"""AppConfig: defaults are valid; every bad value fails with a message naming its key."""
+
+from __future__ import annotations
+
+import pytest
+
+from cdk_app.config import AppConfig, ConfigError
+
+
+def test_defaults_are_valid_and_visibility_covers_three_heartbeats() -> None:
+    config = AppConfig()
+    assert config.min_workers == 0
+    assert config.queue_visibility_seconds == 3 * config.worker_heartbeat_seconds
+
+
+def test_context_values_are_parsed_from_cli_strings() -> None:
+    config = AppConfig.from_context(
+        {"autoscaler.max_workers": "25", "autoscaler.gpu_enabled": "true", "other.key": "ignored"}
+    )
+    assert config.max_workers == 25
+    assert config.gpu_enabled is True
+
+
+@pytest.mark.parametrize(
+    ("context", "message"),
+    [
+        ({"autoscaler.max_wrokers": 3}, "autoscaler.max_wrokers: unknown setting"),
+        ({"autoscaler.max_workers": "many"}, "autoscaler.max_workers: 'many' is not valid JSON"),
+        ({"autoscaler.max_workers": 2.5}, "autoscaler.max_workers: expected a whole number"),
+        ({"autoscaler.gpu_enabled": 1}, "autoscaler.gpu_enabled: expected true or false"),
+        ({"autoscaler.min_workers": 5, "autoscaler.max_workers": 2}, "autoscaler.max_workers: must be >= max(1"),
+        ({"autoscaler.worker_cpu": 300}, "autoscaler.worker_cpu: 300 is not a Fargate size"),
+        ({"autoscaler.training_memory": 512}, "autoscaler.training_memory: 512 MiB does not fit 1024 cpu units"),
+        ({"autoscaler.worker_stop_timeout_seconds": 300}, "autoscaler.worker_stop_timeout_seconds: must be 2..120"),
+        ({"autoscaler.training_images": {"gpu": "x"}}, "autoscaler.training_images: must have a 'default' entry"),
+        ({"autoscaler.serving_image": "asset:nope"}, "autoscaler.serving_image: asset images are"),
+        ({"autoscaler.serving_min_tasks": 1}, "autoscaler.serving_min_tasks: must be >= 2"),
+        ({"autoscaler.log_retention_days": 10}, "autoscaler.log_retention_days: must be one of"),
+        (
+            {"autoscaler.gpu_instance_types": "g5.xlarge"},
+            "autoscaler.gpu_instance_types: 'g5.xlarge' is not valid JSON",
+        ),
+        ({"autoscaler.gpu_instance_types": [1]}, "autoscaler.gpu_instance_types: expected a list of strings"),
+        ({"autoscaler.region": "mars"}, "autoscaler.region: must be an AWS region name"),
+    ],
+)
+def test_bad_values_name_their_key(context: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        AppConfig.from_context(context)
+    assert message in str(raised.value)
+
+
+def test_build_app_exits_with_the_key_on_bad_config(tmp_path) -> None:
+    from app import build_app
+
+    with pytest.raises(SystemExit) as raised:
+        build_app(outdir=str(tmp_path), overrides={"autoscaler.max_workers": -1})
+    assert "Configuration error: autoscaler.max_workers" in str(raised.value.code)

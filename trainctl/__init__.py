@@ -1,0 +1,1 @@
+"""trainctl: the command line of the ECS Training Autoscaler (entry point ``trainctl.cli:main``)."""

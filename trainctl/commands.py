@@ -253,7 +253,7 @@ def _wait(session: Session, args: Any, out: IO[str], job_ids: list[str]) -> int:
 
 def status(session: Session, args: Any, out: IO[str]) -> int:
     record = _get(session, args.job_id)
-    if args.wait and not record.terminal:
+    if args.wait:  # exit code says whether it SUCCEEDED
         return _wait(session, args, out, [record.job_id])
     if args.json:
         _print_json(out, record_json(record))

@@ -30,7 +30,7 @@ from aws_lambda_powertools import Logger
 from common.errors import JobSpecInvalid, JobStateConflict, RequestRejected, Throttled, TransientAwsError
 from common.jobspec import JobSpec, check_deployment, derive_job_id, guess_job_id, parse_job_spec
 from common.messages import JOB_ID, REASON, DispatchAttributes, dispatch_attributes, read_dispatch_attributes
-from common.states import JobState
+from common.states import WAITING, JobState
 from common.store import JobRecord, JobStore
 from common.timeutil import iso
 from submitter.logic import (
@@ -215,6 +215,9 @@ class Batch:
                 job_id, state=job.state, attempt=job.attempt, claim=claim, now=now, takeover_from=decision.takeover
             )
         except JobStateConflict as conflict:
+            current = conflict.current
+            if current is not None and current.cancel_requested and current.state in WAITING:
+                return self._cancel(current, "cancelled before a task was launched")
             logger.info("lost the launch claim to another consumer", extra={"job_id": job_id, "current": str(conflict)})
             return Outcome.SKIPPED
         return self._launch(job, plan, claim, meta, spec, takeover=decision.takeover is not None)

@@ -17,8 +17,8 @@ from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
 
-from common.errors import JobStateConflict
-from common.jobspec import JOB_ID_PATTERN, JobSpec
+from common.errors import JobSpecInvalid, JobStateConflict
+from common.jobspec import JOB_ID_PATTERN, JobSpec, parse_job_spec
 from common.messages import dispatch_attributes
 from common.states import JobState
 from common.store import JobRecord, JobStore
@@ -147,7 +147,11 @@ class TaskEvents:
                 job = self._ports.store.get(job_id)
             if job is None or job.spec is None:
                 return "UnknownJob"
-            spec = JobSpec.model_validate_json(job.spec)
+            try:
+                spec = parse_job_spec(job.spec)
+            except JobSpecInvalid as exc:  # a record this code did not write: leave it alone, loudly
+                logger.error("job record has an invalid spec", extra={"job_id": job_id, "error": str(exc)})
+                return "InvalidRecord"
             action = decide(job, spec, self._ports.clock())
             if first is not None and not isinstance(action, Ignore):
                 # `first` came from the (eventually consistent) GSI: confirm with a consistent read first.

@@ -317,6 +317,18 @@ def test_status_plain_and_json(deployment: Deployment, capsys: pytest.CaptureFix
     )
 
 
+def test_status_wait_exit_code_follows_the_outcome(
+    deployment: Deployment, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(commands, "sleep", lambda _s: deployment.worker().run())
+    run(capsys, "submit", "--job-id", "s2", "--command", "false", "--max-attempts", "1")
+    code, _, err = run(capsys, "status", "s2", "--wait")
+    assert code == 1
+    assert "s2  FAILED" in err
+    code, _, _ = run(capsys, "status", "s2", "--wait")  # already final: same answer at once
+    assert code == 1
+
+
 def test_status_of_unknown_job_exits_1(deployment: Deployment, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "status", "ghost")
     assert (code, out) == (1, "")

@@ -418,3 +418,18 @@ def test_moto_ignores_run_task_client_tokens(world: World) -> None:
     first = ecs.run_task(**request)["tasks"][0]["taskArn"]
     second = ecs.run_task(**request)["tasks"][0]["taskArn"]
     assert first != second
+
+
+def test_cancel_landing_between_read_and_claim(
+    world: World, clients: dict[str, Any], ecs: FaultyEcs, clock: FakeClock
+) -> None:
+    class CancelOnClaim(JobStore):
+        def claim_launch(self, job_id: str, **kwargs: Any) -> JobRecord:
+            self.request_cancel(job_id, now=clock())  # the CLI's cancel wins the race
+            return super().claim_launch(job_id, **kwargs)
+
+    store = CancelOnClaim(clients["dynamodb"], world.table)
+    store.create_if_absent("cc-1", state=S.SUBMITTED, attempt=1, now=clock(), spec=job_body("cc-1"))
+    ports = Ports(store=store, ecs=ecs, queues=aws.SqsSender(clients["sqs"]), clock=clock)
+    handler(sqs_event([sqs_record(job_body("cc-1"))]), FakeLambdaContext(), ports=ports)
+    assert store.get("cc-1").state == S.CANCELLED and ecs.run_calls == []  # type: ignore[union-attr]

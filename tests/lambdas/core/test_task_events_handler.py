@@ -378,3 +378,12 @@ def test_settings_are_read_from_the_environment(world: World, monkeypatch: pytes
 
 def test_iso_helper_matches_events() -> None:
     assert iso(datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)) == "2026-01-02T03:04:05.678Z"
+
+
+def test_a_record_with_an_invalid_spec_is_left_alone(world: World, clients: dict[str, Any], store: JobStore) -> None:
+    now = datetime.now(UTC)
+    store.create_if_absent("weird-1", state=S.SUBMITTED, attempt=1, now=now, spec='{"command": "not a list"}')
+    store.transition("weird-1", S.DISPATCHED, expected_states=S.SUBMITTED, expected_attempt=1, now=now, task_arn="t")
+    stop = task_state_change(task_arn="t", job_id="weird-1", last_status="STOPPED", exit_code=0)
+    assert on(stop) == {"InvalidRecord": 1}
+    assert store.get("weird-1").state == S.DISPATCHED  # type: ignore[union-attr]

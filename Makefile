@@ -1,4 +1,4 @@
-# Offline targets: install, lint, test, synth, demo, bench.  AWS targets: deploy, diff, destroy.
+# Offline targets: install, lint, test, synth, demo (ARGS="--jobs N --seed S"), bench.  AWS targets: deploy, diff, destroy.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -32,10 +32,7 @@ synth: install
 	@echo "==> cdk.out/TrainingAutoscaler.template.json (cdk-nag AwsSolutions: no unacknowledged findings)"
 
 demo: install
-	@echo "==> Local mode (moto server + local control plane + real worker processes) is not built yet (issue 5)."
-	@echo "    What runs offline today: 'make synth' (template + cdk-nag), 'make bench' (scaling benchmark),"
-	@echo "    'make test' (every handler, the worker and trainctl against moto)."
-	$(MAKE) --no-print-directory synth
+	$(PY) -m local $(ARGS)
 
 bench: install
 	$(PY) -m bench $(ARGS)

@@ -26,6 +26,23 @@ class Queue:
         self.on_visible: Callable[[], None] = lambda: None
         self.last_activity = 0.0  # the queue counts as active at the start (it was in use)
         self.woke_at = -math.inf
+        # (t, visible, in flight, delayed) after each change, for reads that lag (p.queue_read_lag_s)
+        self._history: deque[tuple[float, int, int, int]] = deque([(0.0, 0, 0, 0)])
+
+    def read_counts(self) -> tuple[int, int, int]:
+        """GetQueueAttributes: (visible, in flight, delayed) as they were ``queue_read_lag_s`` ago."""
+        if self.p.queue_read_lag_s <= 0:
+            return len(self.visible), self.in_flight, self.delayed
+        cutoff = self.sim.now - self.p.queue_read_lag_s
+        history = self._history
+        while len(history) > 1 and history[1][0] <= cutoff:
+            history.popleft()
+        _, visible, in_flight, delayed = history[0]
+        return visible, in_flight, delayed
+
+    def _changed(self) -> None:
+        if self.p.queue_read_lag_s > 0:
+            self._history.append((self.sim.now, len(self.visible), self.in_flight, self.delayed))
 
     def touch(self) -> None:
         """Any message or API call keeps the queue 'active' for CloudWatch (aws-facts §3)."""
@@ -43,14 +60,17 @@ class Queue:
         self.touch()
         if delay > 0:
             self.delayed += 1
+            self._changed()
             self.sim.after(delay, self._appear, msg)
         else:
             self.visible.append(msg)
+            self._changed()
             self.on_visible()
 
     def _appear(self, msg: Message) -> None:
         self.delayed -= 1
         self.visible.append(msg)
+        self._changed()
         self.on_visible()
 
     def receive(self) -> Message | None:
@@ -63,11 +83,14 @@ class Queue:
                 continue
             self.in_flight += 1
             msg.received_at = self.sim.now
+            self._changed()
             return msg
+        self._changed()
         return None
 
     def delete(self, msg: Message) -> None:
         self.in_flight -= 1
+        self._changed()
 
     def release(self, msg: Message, delay: float) -> None:
         """A received message becomes visible again after ``delay`` (0: at once); until
@@ -230,7 +253,9 @@ class Service:
     ``protect_busy``: workers set task scale-in protection while busy (this project), so
     scale-in stops only idle tasks; otherwise ECS stops any task (peers). ``return_on_sigterm``:
     a stopped worker returns its message at once (this project); otherwise the message
-    reappears when its visibility timeout runs out (``redelivery_s``).
+    reappears when its visibility timeout runs out (``redelivery_s``). ``max_interruptions``: the
+    worker counts a stop while running as an interruption of the job and fails the job after
+    that many (this project's retry rules); None: only the queue's maxReceiveCount applies.
     """
 
     def __init__(
@@ -245,12 +270,14 @@ class Service:
         protect_busy: bool,
         return_on_sigterm: bool,
         redelivery_s: float,
+        max_interruptions: int | None = None,
         vcpu: float,
         gb: float,
     ) -> None:
         self.sim, self.p, self.fargate, self.queue, self.rng = sim, p, fargate, queue, rng
         self.protect_busy, self.return_on_sigterm, self.redelivery_s = protect_busy, return_on_sigterm, redelivery_s
         self.vcpu, self.gb = vcpu, gb
+        self.max_interruptions = max_interruptions
         self.desired = min_tasks
         self.pending: set[Task] = set()
         self.running: set[Task] = set()
@@ -370,6 +397,11 @@ class Service:
         if msg is not None:
             self.busy -= 1
             self.fargate.ledger.killed_busy += scale_in
-            self.queue.release(msg, 0.0 if self.return_on_sigterm else self.redelivery_s)
+            msg.interruptions += 1
+            if self.max_interruptions is not None and msg.interruptions > self.max_interruptions:
+                msg.run.lost = f"FAILED after {self.max_interruptions} interruptions"
+                self.queue.delete(msg)
+            else:
+                self.queue.release(msg, 0.0 if self.return_on_sigterm else self.redelivery_s)
         busy_stop = self.p.sigterm_to_stop_s if scale_in else self.p.spot_stop_s
         self.fargate.stop(task, busy_stop if msg is not None else 0.0)

@@ -3,6 +3,8 @@
 Sources are sections of ``reference/aws-facts.md`` ("§1".."§7", "table" = its simulator
 parameter table) unless a URL or a file of this repository is named. Every parameter can be
 overridden from the command line: ``python -m bench --set name=value`` (``--params`` lists them).
+The modelled deployment's settings are read from the stack itself (``bench/deployment.py``:
+``cdk_app.config.AppConfig`` defaults and the submitter's event source), not copied.
 """
 
 from __future__ import annotations
@@ -12,6 +14,10 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
+
+from bench.deployment import STACK, SUBMITTER_EVENT_SOURCE
+
+ESM = SUBMITTER_EVENT_SOURCE
 
 
 def _p(default: Any, doc: str) -> Any:
@@ -61,29 +67,53 @@ class Params:
     idle_wake_lag_s: float = _p(300.0, "extra metric lag after a queue idle > queue_idle_s (§3: up to 15 min)")
     queue_idle_s: float = _p(21600.0, "a queue is 'active' for 6 h after any message or API call (§3)")
     alarm_eval_s: float = _p(60.0, "alarms on 60 s metrics are evaluated each minute (§3, unverified)")
+    queue_read_lag_s: float = _p(
+        0.0,
+        "live GetQueueAttributes counts are those of this many s ago; ASSUMPTION (SQS API reference: the "
+        "approximate counts 'may not achieve consistency until at least 1 minute after the producers stop "
+        "sending'); sweep it",
+    )
     event_to_lambda_s: float = _p(1.0, "alarm/task event -> EventBridge -> Lambda start; ASSUMPTION (§3)")
     lambda_init_s: float = _p(0.3, "Lambda init, Python + boto3, every invocation treated as cold (§7)")
     # --- Lambda SQS event source (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html)
     esm_initial: int = _p(5, "SQS event source: starts with 5 concurrent batches (Lambda docs)")
     esm_ramp_per_min: float = _p(300.0, "SQS event source adds up to 300 concurrent batches per minute (Lambda docs)")
     esm_max: int = _p(1000, "SQS event source: at most 1,000 concurrent batches (Lambda docs)")
-    esm_batch: int = _p(10, "submitter batch size (cdk_app/submitter_function.py)")
-    esm_window_s: float = _p(1.0, "submitter maximum batching window (cdk_app/submitter_function.py)")
+    esm_max_concurrency: int = _p(
+        ESM.max_concurrency,
+        "submitter event source MaximumConcurrency, 0 = unset (read from cdk_app/submitter_function.py; "
+        "Lambda ScalingConfig: 2..1000)",
+    )
+    esm_batch: int = _p(ESM.batch_size, "submitter batch size (read from cdk_app/submitter_function.py)")
+    esm_window_s: float = _p(
+        ESM.max_batching_window_s, "submitter maximum batching window (read from cdk_app/submitter_function.py)"
+    )
     sdk_max_attempts: int = _p(4, "SDK attempts per call: standard mode, 1 + 3 retries (lambdas/common/aws.py)")
     sdk_max_backoff_s: float = _p(20.0, "boto3 'standard' retry mode: backoff cap, full jitter, base 2 (guide)")
-    # --- This project (cdk_app/config.py defaults and cdk.json) -------------------------
+    # --- This project: read from cdk_app/config.py's AppConfig defaults (bench/deployment.py) ---
     max_tasks: int = _p(500, "cap for every policy (MAX_WORKERS, MAX_CONCURRENT_TASKS, peers' max); bench choice")
-    scale_in_grace_s: float = _p(300.0, "SCALE_IN_GRACE_SECONDS (cdk_app/config.py)")
-    reconcile_s: float = _p(60.0, "scaler reconciliation schedule (cdk_app/config.py reconcile_minutes)")
+    scale_in_grace_s: float = _p(float(STACK.scale_in_grace_seconds), "scale_in_grace_seconds (cdk_app/config.py)")
+    reconcile_s: float = _p(60.0 * STACK.reconcile_minutes, "scaler schedule (cdk_app/config.py reconcile_minutes)")
     nudge_on_submit: int = _p(1, "1: a Scale Nudge follows each submit (scaler/events.py); 0: plain SQS SendMessage")
     backlog_alarm_messages: int = _p(
-        1, "backlog alarm: visible >= this, Maximum over 60 s, 1 period (cdk_app/alarms.py)"
+        STACK.backlog_alarm_messages, "backlog alarm threshold: visible >= this (cdk_app/config.py)"
     )
-    spot_weight: int = _p(4, "cluster default strategy: FARGATE_SPOT weight (cdk_app/config.py)")
-    on_demand_weight: int = _p(1, "cluster default strategy: FARGATE weight (cdk_app/config.py)")
-    on_demand_base: int = _p(0, "cluster default strategy: FARGATE base (cdk_app/config.py)")
-    max_receive: int = _p(5, "maxReceiveCount of both training queues (cdk_app/config.py)")
-    worker_visibility_s: float = _p(180.0, "worker queue visibility: 3 x 60 s heartbeat (cdk_app/config.py)")
+    backlog_alarm_points: int = _p(
+        1, "backlog alarm: breaching 1-minute Maximum datapoints needed (evaluation_periods, cdk_app/alarms.py)"
+    )
+    spot_weight: int = _p(STACK.spot_weight, "cluster default strategy: FARGATE_SPOT weight (cdk_app/config.py)")
+    on_demand_weight: int = _p(STACK.on_demand_weight, "cluster default strategy: FARGATE weight (cdk_app/config.py)")
+    on_demand_base: int = _p(STACK.on_demand_base, "cluster default strategy: FARGATE base (cdk_app/config.py)")
+    worker_max_receive: int = _p(
+        STACK.worker_max_receive_count, "worker queue maxReceiveCount (cdk_app/config.py worker_max_receive_count)"
+    )
+    dispatch_max_receive: int = _p(
+        STACK.dispatch_max_receive_count,
+        "dispatch queue maxReceiveCount (cdk_app/config.py dispatch_max_receive_count)",
+    )
+    worker_visibility_s: float = _p(
+        float(STACK.queue_visibility_seconds), "worker queue visibility: 3 heartbeats (cdk_app/config.py)"
+    )
     dispatch_visibility_s: float = _p(360.0, "dispatch queue visibility: 6 x submitter timeout (cdk_app/stack.py)")
     # --- Peers ---------------------------------------------------------------------------
     peer_visibility_s: float = _p(30.0, "peers' queue visibility (QPFS default, §3); worker heartbeats assumed")
@@ -103,8 +133,8 @@ class Params:
     hpa_down_window_s: float = _p(300.0, "HPA scale-down stabilization window (§4)")
     hpa_up_pods: int = _p(4, "HPA scale-up: max(4 pods, 100%) per 60 s (§4)")
     # --- Workloads (§6) ------------------------------------------------------------------
-    job_vcpu: float = _p(1.0, "synthetic jobs: vCPU (training_cpu 1024, cdk_app/config.py)")
-    job_gb: float = _p(2.0, "synthetic jobs: GB (training_memory 2048, cdk_app/config.py)")
+    job_vcpu: float = _p(STACK.training_cpu / 1024, "synthetic jobs: vCPU (training_cpu, cdk_app/config.py)")
+    job_gb: float = _p(STACK.training_memory / 1024, "synthetic jobs: GB (training_memory, cdk_app/config.py)")
     short_median_s: float = _p(206.0, "short-job mix: median duration (Helios, §6)")
     short_sigma: float = _p(1.0, "short-job mix: lognormal sigma; ASSUMPTION (only the median is published)")
     short_cap_s: float = _p(14400.0, "short-job mix: duration cap")

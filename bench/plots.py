@@ -16,7 +16,8 @@ from bench.workloads import Workload
 PANELS = ((1, "queue depth (visible)"), (2, "desired tasks"), (3, "running tasks"))
 
 
-def timeline_png(path: Path, workload: Workload, results: dict[str, Result]) -> None:
+def timeline_png(path: Path, workload: Workload, results: dict[str, Result]) -> dict[str, list[str]]:
+    """Write the PNG; return each panel's title -> the policies drawn on it (in legend order)."""
     short = workload.window_s < 3 * 3600
     scale, unit = (60.0, "minutes") if short else (3600.0, "hours")
     fig, axes = plt.subplots(len(PANELS), 1, figsize=(12, 9), sharex=True)
@@ -38,4 +39,8 @@ def timeline_png(path: Path, workload: Workload, results: dict[str, Result]) -> 
     fig.suptitle(f"{workload.name}: {workload.description}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
+    drawn = {
+        title: [str(line.get_label()) for line in ax.get_lines()] for ax, (_, title) in zip(axes, PANELS, strict=True)
+    }
     plt.close(fig)
+    return drawn

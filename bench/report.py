@@ -19,8 +19,7 @@ from bench.workloads import Workload
 # Goals from the issue (benchmark goals, reported, never asserted as timed tests).
 P95_SLACK_S = 15.0
 COST_RATIO = 1.10
-LAUNCH_BUDGET = 20.0  # Fargate task launches per second per account (aws-facts §2)
-LAUNCH_GOAL = 0.90
+LAUNCH_GOAL = 0.90  # of the launch budget (DESIGN.md targets)
 
 COLUMNS = (
     "policy",
@@ -89,9 +88,10 @@ def goals(results: dict[str, Result]) -> dict[str, dict[str, Any]]:
             "zero_lost": r.lost == 0 and r.unfinished == 0,
         }
         if r.launch_rate is not None or r.all_started_s is not None:
-            rate = r.launch_rate or 0.0
+            rate, budget = r.launch_rate or 0.0, r.launch_budget or math.inf
             checks["burst_launch_rate_per_s"] = rate
-            checks["burst_launch_rate_at_least_90pct_of_budget"] = rate >= LAUNCH_GOAL * LAUNCH_BUDGET
+            checks["burst_launch_budget_per_s"] = budget
+            checks["burst_launch_rate_at_least_90pct_of_budget"] = rate >= LAUNCH_GOAL * budget
         out[name] = checks
     return out
 
@@ -123,9 +123,9 @@ def _goal_lines(results: dict[str, Result]) -> list[str]:
             f"0 lost: {mark(g['zero_lost'])}",
         ]
         if "burst_launch_rate_per_s" in g:
-            rate = g["burst_launch_rate_per_s"]
+            rate, budget = g["burst_launch_rate_per_s"], g["burst_launch_budget_per_s"]
             parts.append(
-                f"burst launch rate {rate:.1f}/s = {rate / LAUNCH_BUDGET:.0%} of {LAUNCH_BUDGET:g}/s "
+                f"burst launch rate {rate:.1f}/s = {rate / budget:.0%} of the {budget:g}/s launch budget "
                 f"({mark(g['burst_launch_rate_at_least_90pct_of_budget'])})"
             )
         lines.append(f"- {label}: " + "; ".join(parts))
@@ -162,7 +162,10 @@ def setup(p: Params) -> str:
         f"{p.max_tasks} for every policy (stack: 10 workers, 50 dedicated tasks). Every service, ours and the "
         f"peers', runs {p.job_vcpu:g} vCPU / {p.job_gb:g} GB workers (the largest job, for a trace) on the "
         f"cluster's default capacity strategy (FARGATE_SPOT weight {p.spot_weight}, FARGATE weight "
-        f"{p.on_demand_weight}, base {p.on_demand_base}); dedicated tasks go to Spot first. Fargate start "
+        f"{p.on_demand_weight}, base {p.on_demand_base}); dedicated tasks go to Spot first; the submitter's "
+        f"SQS event source takes batches of {p.esm_batch} with a {p.esm_window_s:g} s window, at most "
+        f"{p.esm_max_concurrency or 'an unlimited number of'} at a time (MaximumConcurrency, read from "
+        f"cdk_app/submitter_function.py). Fargate start "
         f"latency lognormal, median {p.start_median_s:g} s, p99 {p.start_p99_ratio:g}x median; Spot "
         f"interruptions {p.spot_hazard_per_h:.1%} per task-hour with a {p.spot_notice_s:g} s notice; jobs "
         f"checkpoint every {p.checkpoint_interval_s:g} s. Prices us-east-1 Linux/x86: ${p.price_vcpu_h}/vCPU-h, "

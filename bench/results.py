@@ -35,7 +35,9 @@ class Result:
     killed_busy: int = 0
     lost_work_h: float = 0.0
     deferred: int = 0
+    peak_invocations: int = 0  # most concurrent submitter invocations (dedicated path)
     launch_rate: float | None = None  # burst: tasks launched per second after the burst
+    launch_budget: float | None = None  # burst: sustained launches/s the budgets allow for the burst's capacity mix
     burst_launched: int | None = None
     all_started_s: float | None = None  # burst: seconds until every burst job had started
     runtask_times: list[float] = field(default_factory=list)  # accepted RunTask calls
@@ -77,10 +79,12 @@ class Result:
             "busy_tasks_killed_by_scale_in": self.killed_busy,
             "work_redone_h": self.lost_work_h,
             "deferred_at_cap": self.deferred,
+            "peak_submitter_invocations": self.peak_invocations,
             "burst": None
             if self.all_started_s is None
             else {
                 "launch_rate_per_s": self.launch_rate,
+                "launch_budget_per_s": self.launch_budget,
                 "tasks_launched": self.burst_launched,
                 "all_started_after_s": self.all_started_s,
             },
@@ -113,14 +117,22 @@ def collect(policy: Any, runs: list[JobRun], ledger: Ledger, workload: Workload)
         killed_busy=ledger.killed_busy,
         lost_work_h=ledger.lost_work_s / 3600,
         deferred=ledger.deferred,
+        peak_invocations=ledger.peak_invocations,
         runtask_times=ledger.runtask_times,
         launches=ledger.launches,
     )
     if workload.burst_at is not None:
-        times = [t for t, _ in ledger.launches if t >= workload.burst_at][: len(runs)]
+        launches = [(t, spot) for t, spot in ledger.launches if t >= workload.burst_at][: len(runs)]
+        times = [t for t, _ in launches]
         span = times[-1] - workload.burst_at if times else 0.0
         result.burst_launched = len(times)
         result.launch_rate = len(times) / span if span > 0 else None
+        # Fargate and Fargate Spot have a launch bucket each (aws-facts §2), so the sustained budget for
+        # a burst depends on its mix: all on one type, 20/s; split 4:1, the Spot bucket's 20/s carries
+        # 80 % of the tasks, 25/s in all.
+        spot = sum(s for _, s in launches)
+        largest = max(spot, len(launches) - spot)
+        result.launch_budget = policy.p.launch_rate * len(launches) / largest if largest else None
         started = [r.first_start for r in runs if r.first_start is not None]
         result.all_started_s = (max(started) - workload.burst_at) if len(started) == len(runs) else float("inf")
     return result

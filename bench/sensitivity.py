@@ -31,8 +31,21 @@ VARIANTS = (
     Variant("no nudge: jobs sent with a plain SQS client", "steady", ("nudge_on_submit=0",), ("ours_worker",)),
     Variant("no nudge: jobs sent with a plain SQS client", "burst500", ("nudge_on_submit=0",), ("ours_worker",)),
     Variant("scale-in grace 60 s", "steady", ("scale_in_grace_s=60",), ("ours_worker",)),
-    Variant("submitter ESM MaximumConcurrency 5", "burst500", ("esm_max=5",), ("ours_dedicated",)),
-    Variant("submitter ESM MaximumConcurrency 10", "burst500", ("esm_max=10",), ("ours_dedicated",)),
+    Variant(
+        "worker service all on Spot, scale-in grace 60 s",
+        "steady",
+        ("on_demand_weight=0", "scale_in_grace_s=60"),
+        ("ours_worker",),
+    ),
+    Variant("live queue reads 60 s stale", "bursty", ("queue_read_lag_s=60",), ("ours_worker", "keda")),
+    Variant(
+        "submitter MaximumConcurrency unset (ramps to 1,000)",
+        "burst500",
+        ("esm_max_concurrency=0",),
+        ("ours_dedicated",),
+    ),
+    Variant("submitter MaximumConcurrency 6", "burst500", ("esm_max_concurrency=6",), ("ours_dedicated",)),
+    Variant("submitter MaximumConcurrency 10", "burst500", ("esm_max_concurrency=10",), ("ours_dedicated",)),
 )
 
 COLUMNS = ("variant", "policy", "p95 s", "cost x LB", "lost", "Spot interruptions", "busy killed", "launch /s")

@@ -89,13 +89,14 @@ class JobRun:
 class Message:
     """An SQS message carrying a job (``attempt`` / ``prefer_on_demand`` as in the contract)."""
 
-    __slots__ = ("attempt", "deferrals", "prefer_on_demand", "received_at", "receives", "run")
+    __slots__ = ("attempt", "deferrals", "interruptions", "prefer_on_demand", "received_at", "receives", "run")
 
     def __init__(self, run: JobRun, attempt: int = 1, prefer_on_demand: bool = False, deferrals: int = 0) -> None:
         self.run = run
         self.attempt = attempt
         self.prefer_on_demand = prefer_on_demand
         self.deferrals = deferrals
+        self.interruptions = 0  # worker path: stops while running (Spot notice, scale-in)
         self.receives = 0
         self.received_at = 0.0
 
@@ -113,6 +114,7 @@ class Ledger:
     interruptions: int = 0  # Spot interruption notices
     killed_busy: int = 0  # jobs stopped because scale-in stopped their task
     lost_work_s: float = 0.0  # work redone after stops (since the last checkpoint)
+    peak_invocations: int = 0  # most concurrent submitter invocations (event-source batches)
     deferred: int = 0  # messages the submitter put back with a delay (cap reached, throttled)
     timeline: list[tuple[float, int, int, int]] = field(default_factory=list)  # t, queue, desired, running
 

@@ -172,22 +172,28 @@ def load_trace(path: Path) -> list[tuple[float, float, int, int]]:
     Rows come back sorted by submit time. Any bad line raises ``TraceError`` naming it.
     """
     try:
-        handle = path.open(newline="", encoding="utf-8")
+        handle = path.open(newline="", encoding="utf-8-sig")  # -sig: a spreadsheet's byte-order mark is fine
     except OSError as error:
         raise TraceError(f"{path}: cannot read ({error.strerror})") from None
     rows: list[tuple[float, float, int, int]] = []
     with handle:
         reader = csv.reader(handle)
-        header = [h.strip() for h in next(reader, [])]
-        if tuple(header) != TRACE_COLUMNS:
-            raise TraceError(f"{path} line 1: header must be {','.join(TRACE_COLUMNS)}, got {','.join(header)!r}")
-        for fields in reader:
-            where = f"{path} line {reader.line_num}"
-            if not any(f.strip() for f in fields):
-                continue
-            if len(fields) != len(TRACE_COLUMNS):
-                raise TraceError(f"{where}: expected {len(TRACE_COLUMNS)} fields, got {len(fields)}")
-            rows.append(_trace_row(where, fields))
+        try:
+            header = [h.strip() for h in next(reader, [])]
+            if tuple(header) != TRACE_COLUMNS:
+                got = ",".join(header)
+                raise TraceError(f"{path} line 1: header must be {','.join(TRACE_COLUMNS)}, got {got!r}")
+            for fields in reader:
+                where = f"{path} line {reader.line_num}"
+                if not any(f.strip() for f in fields):
+                    continue
+                if len(fields) != len(TRACE_COLUMNS):
+                    raise TraceError(f"{where}: expected {len(TRACE_COLUMNS)} fields, got {len(fields)}")
+                rows.append(_trace_row(where, fields))
+        except UnicodeDecodeError as error:
+            raise TraceError(f"{path}: not UTF-8 text ({error.reason}); save it as UTF-8 CSV") from None
+        except csv.Error as error:
+            raise TraceError(f"{path} line {reader.line_num}: not valid CSV ({error})") from None
     if not rows:
         raise TraceError(f"{path}: no jobs after the header")
     return sorted(rows, key=lambda r: r[0])

@@ -56,7 +56,10 @@ class AppConfig:
     training_memory: int = 2048
     training_images: Mapping[str, str] = field(default_factory=lambda: {"default": "asset:worker"})
     worker_image: str = "asset:worker"
-    max_receive_count: int = 5
+    # Receives before a message goes to its DLQ. On the worker queue every attempt, heartbeat-lost lease and
+    # interruption consumes a receive, so it needs far more room than the dispatch queue.
+    worker_max_receive_count: int = 30
+    dispatch_max_receive_count: int = 5
     # Optional GPU capacity: an EC2 Spot Auto Scaling group as a capacity provider.
     gpu_enabled: bool = False
     gpu_instance_types: tuple[str, ...] = ("g5.xlarge", "g4dn.xlarge")
@@ -109,7 +112,8 @@ class AppConfig:
             _check_image(f"training_images.{name}", image)
         _check_image("worker_image", self.worker_image)
         _check_image("serving_image", self.serving_image)
-        _check(1 <= self.max_receive_count <= 1000, "max_receive_count", "must be 1..1000")
+        _check(1 <= self.worker_max_receive_count <= 1000, "worker_max_receive_count", "must be 1..1000")
+        _check(1 <= self.dispatch_max_receive_count <= 1000, "dispatch_max_receive_count", "must be 1..1000")
         _check(len(self.gpu_instance_types) > 0, "gpu_instance_types", "must name at least one instance type")
         _check(1 <= self.gpu_max_instances <= 1000, "gpu_max_instances", "must be 1..1000")
         _check(self.serving_min_tasks >= 2, "serving_min_tasks", "must be >= 2 (one per AZ)")

@@ -35,14 +35,14 @@ class TrainingAutoscalerStack(Stack):
             self,
             "WorkerQueue",
             visibility_timeout=Duration.seconds(config.queue_visibility_seconds),
-            max_receive_count=config.max_receive_count,
+            max_receive_count=config.worker_max_receive_count,
         )
         # AWS asks for a source-queue visibility of at least 6x the consuming function's timeout.
         dispatch_queue = TrainingQueue(
             self,
             "DispatchQueue",
             visibility_timeout=Duration.seconds(6 * SUBMITTER_TIMEOUT.to_seconds()),
-            max_receive_count=config.max_receive_count,
+            max_receive_count=config.dispatch_max_receive_count,
         )
         tasks = TrainingTasks(self, "TrainingTasks", config=config, artifacts=artifacts.bucket)
         workers = WorkerService(
@@ -120,6 +120,7 @@ class TrainingAutoscalerStack(Stack):
             "ClusterName": cluster.cluster.cluster_name,
             "WorkerServiceName": workers.service.service_name,
             "TrainingLogGroupName": tasks.log_group.log_group_name,
+            "WorkerLogGroupName": workers.log_group.log_group_name,
             "ServingUrl": f"http://{serving.service.load_balancer.load_balancer_dns_name}",
             "AlarmTopicArn": alarms.topic.topic_arn,
         }

@@ -218,12 +218,12 @@ class Trainer:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.stop_requested = False
+        self.stop_signal: int | None = None
         self.checkpoint_key = join_uri(config.checkpoint_uri, "checkpoint.json")
 
     def stop(self, signum: int = signal.SIGTERM, _frame: FrameType | None = None) -> None:
-        print(f"signal {signum}: checkpointing and stopping", flush=True)
-        self.stop_requested = True
+        # Only set a flag: printing here could interrupt a print in progress on stdout ("reentrant call").
+        self.stop_signal = signum
 
     def _load_checkpoint(self) -> tuple[int, np.ndarray, float]:
         raw = read_bytes(self.checkpoint_key)
@@ -263,7 +263,8 @@ class Trainer:
             print(f"job {cfg.job_id} attempt {cfg.attempt}: starting at step 0", flush=True)
         step = start
         while step < cfg.steps:
-            if self.stop_requested:
+            if self.stop_signal is not None:
+                print(f"signal {self.stop_signal}: checkpointing and stopping", flush=True)
                 self._save_checkpoint(step, w, b)
                 print(f"checkpoint saved at step {step}; exiting for a later attempt", flush=True)
                 return EXIT_INTERRUPTED

@@ -64,7 +64,8 @@ def supervise(
     poll_s: float = 0.1,
 ) -> Result:
     """Run ``command`` to its end. When ``check()`` returns a reason to stop (or the timeout passes), send
-    SIGTERM to the child's process group, wait up to ``grace_s``, then SIGKILL it. Returns how it ended."""
+    SIGTERM to the child's process group, wait up to ``grace_s`` for the whole group to exit, then SIGKILL what is
+    left. Returns how it ended."""
     try:
         child = subprocess.Popen(
             list(command),
@@ -100,12 +101,25 @@ def supervise(
         elif not killed and clock() - signalled_at >= grace_s:
             _signal_group(child, signal.SIGKILL)
             killed = True
+    if reason is not None and not killed:
+        # The leader may exit before the rest of its group (e.g. a job under a shell wrapper) has handled the
+        # SIGTERM: the whole group gets what is left of the grace, not only the leader.
+        while _group_alive(child) and clock() - signalled_at < grace_s:
+            time.sleep(poll_s)
     _signal_group(child, signal.SIGKILL)  # leftovers of the job's process group, if any
     copier.join(timeout=5)
     if reason is None:
         return Result(Outcome.EXITED, code, exit_description(code))
     detail = exit_description(code) + (f" after the {grace_s:g} s grace" if killed else "")
     return Result(reason, code, detail)
+
+
+def _group_alive(child: subprocess.Popen[bytes]) -> bool:
+    try:
+        os.killpg(child.pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
 
 
 def _signal_group(child: subprocess.Popen[bytes], sig: signal.Signals) -> None:

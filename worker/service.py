@@ -34,6 +34,7 @@ from typing import IO, Any
 from common.errors import FieldError, JobSpecInvalid, JobStateConflict
 from common.jobspec import JobSpec, derive_job_id, guess_job_id, parse_job_spec
 from common.messages import JOB_ID, REASON, read_dispatch_attributes
+from common.retries import MAX_INTERRUPTIONS, after_failure, after_interruption
 from common.states import JobState
 from common.store import JobRecord, JobStore
 from common.timeutil import parse_iso, utcnow
@@ -44,20 +45,11 @@ from worker.settings import WorkerSettings
 log = logging.getLogger("worker")
 
 QUEUE_NAME = "worker"
-MAX_INTERRUPTIONS = 5
-"""Interruptions (SIGTERM, lost worker) a job may absorb without using its max_attempts; the same bound as
-task_events.logic.MAX_INTERRUPTIONS for dispatch jobs."""
 MAX_REASON_CHARS = 1000
-MAX_RETRY_DELAY_SECONDS = 900
 
 
 def clip(text: str) -> str:
     return text if len(text) <= MAX_REASON_CHARS else text[: MAX_REASON_CHARS - 3] + "..."
-
-
-def retry_delay(base_s: int, failures: int) -> int:
-    """Visibility delay before the next attempt after ``failures`` failures: base, 2x base, 4x ... <= 900 s."""
-    return min(MAX_RETRY_DELAY_SECONDS, base_s * 2 ** max(0, failures - 1))
 
 
 def check_worker_queue(spec: JobSpec) -> None:
@@ -282,22 +274,21 @@ class Worker:
             return None
         if job.state in (JobState.RUNNING, JobState.DISPATCHED):
             if job.state == JobState.RUNNING and job.queue == QUEUE_NAME and self._lease_stale(job, now):
-                interruptions = job.interruptions + 1
-                lost = f"worker lost: no heartbeat since {job.updated_at}"
-                give_up = interruptions > MAX_INTERRUPTIONS
+                lost = after_interruption(job.interruptions)
+                why = f"worker lost: no heartbeat since {job.updated_at}"
                 job = self.store.transition(
                     job.job_id,
-                    JobState.FAILED if give_up else JobState.RETRYING,
+                    JobState.FAILED if lost.give_up else JobState.RETRYING,
                     expected_states=JobState.RUNNING,
                     expected_attempt=job.attempt,
                     now=now,
-                    reason=f"{lost}; gave up after {MAX_INTERRUPTIONS} interruptions"
-                    if give_up
-                    else f"{lost}; taken over by another worker",
-                    interruptions=interruptions,
+                    reason=f"{why}; gave up after {MAX_INTERRUPTIONS} interruptions"
+                    if lost.give_up
+                    else f"{why}; taken over by another worker",
+                    interruptions=lost.count,
                 )
                 log.warning("job %s attempt %d: %s", job.job_id, job.attempt, job.reason)
-                if give_up:
+                if lost.give_up:
                     self._delete(message)
                     return None
             else:
@@ -408,36 +399,37 @@ class Worker:
         elif outcome == Outcome.CANCELLED:
             state, reason, delay, extra = JobState.CANCELLED, f"cancelled on request ({result.detail})", None, {}
         elif outcome == Outcome.INTERRUPTED:
-            interruptions = job.interruptions + 1
-            extra = {"interruptions": interruptions}
+            verdict = after_interruption(job.interruptions)
+            extra = {"interruptions": verdict.count}
             what = (
                 f"interrupted: worker {self.stop_reason or 'stopping'} (Spot interruption, scale-in or deploy); "
                 f"the job was asked to checkpoint ({result.detail})"
             )
-            if interruptions > MAX_INTERRUPTIONS:
+            if verdict.give_up:
                 state, delay, reason = JobState.FAILED, None, f"{what}; gave up after {MAX_INTERRUPTIONS} interruptions"
             else:
                 state, delay = JobState.RETRYING, 0
-                reason = f"{what}; requeued at once (interruption {interruptions} of {MAX_INTERRUPTIONS})"
+                reason = f"{what}; requeued at once (interruption {verdict.count} of {MAX_INTERRUPTIONS})"
         elif outcome == Outcome.TIMED_OUT:
             reason = f"timed out after timeout_seconds={spec.timeout_seconds} ({result.detail}); not retried"
             state, delay, extra = JobState.FAILED, None, {}
         elif outcome == Outcome.NOT_STARTED:
             state, reason, delay, extra = JobState.FAILED, f"{result.detail}; not retried", None, {}
         else:
-            failures = job.failures + 1
-            extra = {"failures": failures}
-            if failures < spec.max_attempts:
-                delay = retry_delay(self.settings.retry_delay_seconds, failures)
-                state = JobState.RETRYING
-                reason = (
-                    f"attempt {job.attempt} failed with {result.detail}; retrying in {delay} s "
-                    f"({failures} of max_attempts={spec.max_attempts} failures)"
-                )
-            else:
+            base_delay = self.settings.retry_delay_seconds
+            failed = after_failure(job.failures, spec.max_attempts, base_delay_seconds=base_delay)
+            extra = {"failures": failed.count}
+            if failed.give_up:
                 state, delay = JobState.FAILED, None
                 reason = (
-                    f"{result.detail}; gave up after {failures} failed attempt(s) (max_attempts={spec.max_attempts})"
+                    f"{result.detail}; gave up after {failed.count} failed attempt(s) "
+                    f"(max_attempts={spec.max_attempts})"
+                )
+            else:
+                state, delay = JobState.RETRYING, failed.delay_seconds
+                reason = (
+                    f"attempt {job.attempt} failed with {result.detail}; retrying in {delay} s "
+                    f"({failed.count} of max_attempts={spec.max_attempts} failures)"
                 )
         try:
             self.store.transition(

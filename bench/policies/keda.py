@@ -40,7 +40,8 @@ class Keda(PeerPolicy):
     def _read(self) -> int:
         self.ledger.calls["GetQueueAttributes"] += 1
         self.queue.touch()
-        return len(self.queue.visible) + self.queue.in_flight
+        visible, in_flight, _ = self.queue.read_counts()
+        return visible + in_flight
 
     def _poll(self) -> None:
         """KEDA's own loop: activation (0 -> 1) and deactivation after the cooldown."""

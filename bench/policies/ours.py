@@ -34,12 +34,13 @@ class OursWorker(Policy):
     summary = (
         "scaler Lambda code from lambdas/scaler (reconcile + decide), triggered by a nudge on submit, "
         "a 60 s schedule and backlog-alarm state changes; min 0, 1 job per worker, scale-in grace 300 s, "
-        "task protection while busy, message returned on SIGTERM; the default JobSpec (dedicated=false) path"
+        "task protection while busy, message returned on SIGTERM (an interruption: the job gives up after "
+        "MAX_INTERRUPTIONS); the default JobSpec (dedicated=false) path"
     )
 
     def __init__(self, sim: Sim, p: Params, rng: np.random.Generator, ledger: Ledger, workload: Workload) -> None:
         super().__init__(sim, p, rng, ledger, workload)
-        self.queue = Queue(sim, p, p.max_receive)
+        self.queue = Queue(sim, p, p.worker_max_receive)
         self.service = Service(
             sim,
             p,
@@ -50,6 +51,7 @@ class OursWorker(Policy):
             protect_busy=True,
             return_on_sigterm=True,
             redelivery_s=0.0,
+            max_interruptions=MAX_INTERRUPTIONS,
             vcpu=self.worker_vcpu,
             gb=self.worker_gb,
         )
@@ -80,10 +82,10 @@ class OursWorker(Policy):
         self.backlog.publish(self.sim.now + self.queue.metric_lag(), len(self.queue.visible))
 
     def _evaluate_alarm(self) -> None:
-        latest = self.backlog.latest(self.sim.now, 1)
+        latest = self.backlog.latest(self.sim.now, self.p.backlog_alarm_points)
         if latest is None:
             return
-        state = "ALARM" if latest[0] >= self.p.backlog_alarm_messages else "OK"
+        state = "ALARM" if min(latest) >= self.p.backlog_alarm_messages else "OK"
         if state != self.alarm:
             self.alarm = state
             self._invoke(TriggerKind.ALARM)
@@ -112,8 +114,8 @@ class _QueuePort:
         owner = self.owner
         owner.ledger.calls["GetQueueAttributes"] += 1
         owner.queue.touch()
-        q = owner.queue
-        return QueueState(visible=len(q.visible), in_flight=q.in_flight, delayed=q.delayed)
+        visible, in_flight, delayed = owner.queue.read_counts()
+        return QueueState(visible=visible, in_flight=in_flight, delayed=delayed)
 
 
 class _ServicePort:
@@ -151,15 +153,15 @@ class OursDedicated(Policy):
     name = "ours_dedicated"
     label = "event-driven (dedicated tasks)"
     summary = (
-        "submitter: SQS event source (batch 10, 1 s window), ListTasks once per batch for the "
-        "MAX_CONCURRENT_TASKS cap, one RunTask per job on Fargate Spot (SDK standard retries), "
+        "submitter: SQS event source (batch, window and MaximumConcurrency as in cdk_app), ListTasks once "
+        "per batch for the MAX_CONCURRENT_TASKS cap, one RunTask per job on Fargate Spot (SDK standard retries), "
         "throttled or capped jobs re-sent with submitter.logic.backoff_seconds; task_events re-submits "
         "a Spot-interrupted job on on-demand (task_events.logic.MAX_INTERRUPTIONS); no idle tasks"
     )
 
     def __init__(self, sim: Sim, p: Params, rng: np.random.Generator, ledger: Ledger, workload: Workload) -> None:
         super().__init__(sim, p, rng, ledger, workload)
-        self.queue = Queue(sim, p, p.max_receive)
+        self.queue = Queue(sim, p, p.dispatch_max_receive)
         self.queue.on_visible = self._wake
         self.cluster_read = TokenBucket(p.cluster_read_burst, p.cluster_read_rate)
         self.active: set[Task] = set()  # launched, not stopped
@@ -186,11 +188,14 @@ class OursDedicated(Policy):
         limit = p.esm_initial
         if self.backlog_since is not None:
             limit = min(p.esm_max, p.esm_initial + int(p.esm_ramp_per_min * (now - self.backlog_since) / 60.0))
+        if p.esm_max_concurrency > 0:  # ScalingConfig.MaximumConcurrency caps the concurrent invocations
+            limit = min(limit, p.esm_max_concurrency)
         while self.invocations < limit and self.queue.visible:
             batch = [m for m in (self.queue.receive() for _ in range(p.esm_batch)) if m is not None]
             if not batch:
                 break
             self.invocations += 1
+            self.ledger.peak_invocations = max(self.ledger.peak_invocations, self.invocations)
             self.sim.after(p.lambda_init_s, self._count_active, batch, 1)
         if self.queue.visible:  # all pollers busy: concurrency grows while the backlog lasts
             if self.backlog_since is None:

@@ -1,7 +1,8 @@
 """The JobSpec: the JSON document a user puts on a training queue (pydantic v2, unknown fields rejected).
 
-Validation that needs the deployment's settings (which images exist, whether GPUs are on) lives in
-`check_deployment`, so the model itself stays usable by the CLI and the worker without any configuration.
+Validation that needs the deployment's settings (which images exist, whether GPUs are on) is optional
+(`parse_job_spec(..., deployment=...)`), so the model itself stays usable by the CLI and the worker without any
+configuration. Every problem of a document is reported at once, cross-field rules included.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -45,6 +47,10 @@ FARGATE_MEMORY: dict[int, tuple[int, ...]] = {
     8192: tuple(range(16384, 61440 + 1, 4096)),
     16384: tuple(range(32768, 122880 + 1, 8192)),
 }
+
+
+CROSS_FIELD = "cross_field"
+"""Kind of the model-level error; parse_job_spec reports these rules per field itself (see _resource_errors)."""
 
 
 def describe_memory_choices(cpu: int) -> str:
@@ -141,18 +147,9 @@ class JobSpec(BaseModel):
 
     @model_validator(mode="after")
     def _resources(self) -> JobSpec:
-        allowed = FARGATE_MEMORY[self.cpu]
-        if self.memory not in allowed:
-            raise _custom(
-                "fargate_memory",
-                f"memory: {self.memory} MiB is not valid with cpu {self.cpu}; "
-                f"allowed for cpu {self.cpu}: {describe_memory_choices(self.cpu)}",
-            )
-        if self.gpu and not self.dedicated:
-            raise _custom(
-                "gpu_needs_dedicated",
-                "gpu: GPU jobs must set dedicated=true (queue workers run on Fargate, which has no GPUs)",
-            )
+        errors = _resource_errors(self.model_dump(include={"cpu", "memory", "gpu", "dedicated"}), invalid=set())
+        if errors:
+            raise _custom(CROSS_FIELD, "; ".join(str(e) for e in errors))
         return self
 
     # Convenience for adapters and the CLI.
@@ -185,9 +182,8 @@ def _to_field_errors(exc: ValidationError) -> list[FieldError]:
             errors.append(FieldError(_field_name(loc), f"unknown field {str(loc[-1])!r} is not allowed"))
         elif kind == "json_invalid":
             errors.append(FieldError("body", f"malformed JSON: {message}"))
-        elif kind in ("fargate_memory", "gpu_needs_dedicated"):
-            field, _, text = message.partition(": ")
-            errors.append(FieldError(field, text))
+        elif kind == CROSS_FIELD:
+            continue  # parse_job_spec checks the cross-field rules on the raw values, with the other errors
         elif kind == "model_type" and not loc:
             errors.append(FieldError("body", "must be a JSON object"))
         elif kind == "missing":
@@ -197,37 +193,88 @@ def _to_field_errors(exc: ValidationError) -> list[FieldError]:
     return errors
 
 
-def parse_job_spec(document: str | bytes | Mapping[str, Any]) -> JobSpec:
-    """Validate a queue message body (JSON text) or a mapping; raise JobSpecInvalid naming each field."""
+@dataclass(frozen=True)
+class Deployment:
+    """What a deployment offers: image names with a task definition, GPU task definitions, GPUs on or off."""
+
+    images: Collection[str]
+    gpu_images: Collection[str] = ()
+    gpu_enabled: bool = False
+
+
+def parse_job_spec(document: str | bytes | Mapping[str, Any], deployment: Deployment | None = None) -> JobSpec:
+    """Validate a queue message body (JSON text) or a mapping; raise JobSpecInvalid listing every problem at
+    once, each naming its field: field errors, the cross-field rules (cpu/memory pair, GPU needs dedicated) and,
+    given a ``deployment``, its rules (known image, GPUs on)."""
     try:
         if isinstance(document, Mapping):
-            return JobSpec.model_validate(dict(document))
-        size = len(document.encode() if isinstance(document, str) else document)
-        if size > MAX_BODY_BYTES:
-            raise JobSpecInvalid([FieldError("body", f"too large: {size} bytes (at most {MAX_BODY_BYTES})")])
-        return JobSpec.model_validate_json(document)
+            spec = JobSpec.model_validate(dict(document))
+        else:
+            size = len(document.encode() if isinstance(document, str) else document)
+            if size > MAX_BODY_BYTES:
+                raise JobSpecInvalid([FieldError("body", f"too large: {size} bytes (at most {MAX_BODY_BYTES})")])
+            spec = JobSpec.model_validate_json(document)
     except ValidationError as exc:
-        raise JobSpecInvalid(_to_field_errors(exc)) from None
-
-
-def check_deployment(spec: JobSpec, *, images: Collection[str], gpu_images: Collection[str], gpu_enabled: bool) -> None:
-    """Checks that need the deployment's settings: the image exists, GPUs are on for a GPU job."""
-    errors: list[FieldError] = []
-    if spec.gpu:
-        if not gpu_enabled:
-            errors.append(
-                FieldError(
-                    "gpu", f"{spec.gpu} GPU(s) requested but GPUs are off in this deployment (no GPU capacity provider)"
-                )
-            )
-        elif spec.image not in gpu_images:
-            allowed = ", ".join(sorted(gpu_images)) or "none"
-            errors.append(FieldError("image", f"no GPU task definition for image {spec.image!r}; allowed: {allowed}"))
-    elif spec.image not in images:
-        allowed = ", ".join(sorted(images)) or "none"
-        errors.append(FieldError("image", f"unknown image {spec.image!r}; allowed: {allowed}"))
-    if errors:
+        errors = _to_field_errors(exc)
+        values, invalid = _raw_values(document), {e.field for e in errors}
+        errors += _resource_errors(values, invalid)
+        if deployment is not None:
+            errors += _deployment_errors(values, deployment, invalid)
+        raise JobSpecInvalid(errors) from None
+    if deployment is not None and (errors := _deployment_errors(spec.model_dump(), deployment, invalid=set())):
         raise JobSpecInvalid(errors)
+    return spec
+
+
+def _raw_values(document: str | bytes | Mapping[str, Any]) -> Mapping[str, Any]:
+    if isinstance(document, Mapping):
+        return document
+    try:
+        values = json.loads(document)
+    except ValueError:
+        return {}
+    return values if isinstance(values, dict) else {}
+
+
+def _valid(values: Mapping[str, Any], name: str, default: Any, invalid: Collection[str]) -> Any:
+    """The raw value of a field that passed its own validation (None when it did not)."""
+    if name in invalid:
+        return None
+    value = values.get(name, default)
+    return value if type(value) is type(default) else None
+
+
+def _resource_errors(values: Mapping[str, Any], invalid: Collection[str]) -> list[FieldError]:
+    """Cross-field rules, checked only between fields that are valid on their own."""
+    errors: list[FieldError] = []
+    cpu, memory = _valid(values, "cpu", 1024, invalid), _valid(values, "memory", 2048, invalid)
+    if cpu in FARGATE_MEMORY and memory is not None and memory not in FARGATE_MEMORY[cpu]:
+        errors.append(
+            FieldError(
+                "memory",
+                f"{memory} MiB is not valid with cpu {cpu}; allowed for cpu {cpu}: {describe_memory_choices(cpu)}",
+            )
+        )
+    if _valid(values, "gpu", 0, invalid) and _valid(values, "dedicated", False, invalid) is False:
+        errors.append(
+            FieldError("gpu", "GPU jobs must set dedicated=true (queue workers run on Fargate, which has no GPUs)")
+        )
+    return errors
+
+
+def _deployment_errors(values: Mapping[str, Any], deployment: Deployment, invalid: Collection[str]) -> list[FieldError]:
+    gpu, image = _valid(values, "gpu", 0, invalid), _valid(values, "image", "default", invalid)
+    if gpu and not deployment.gpu_enabled:
+        return [
+            FieldError("gpu", f"{gpu} GPU(s) requested but GPUs are off in this deployment (no GPU capacity provider)")
+        ]
+    if gpu and image is not None and image not in deployment.gpu_images:
+        allowed = ", ".join(sorted(deployment.gpu_images)) or "none"
+        return [FieldError("image", f"no GPU task definition for image {image!r}; allowed: {allowed}")]
+    if not gpu and image is not None and image not in deployment.images:
+        allowed = ", ".join(sorted(deployment.images)) or "none"
+        return [FieldError("image", f"unknown image {image!r}; allowed: {allowed}")]
+    return []
 
 
 def guess_job_id(body: str) -> str | None:

@@ -176,10 +176,14 @@ def plan_launch(spec: JobSpec, *, attempt: int, prefer_on_demand: bool, config: 
         "TRAIN_CHECKPOINT_URI": spec.default_checkpoint_uri(config.artifacts_bucket),
         "TRAIN_ARTIFACTS_URI": f"s3://{config.artifacts_bucket}/jobs/{job_id}/",
     }
+    # The trainer container gets the job's size too: the task definition sets its memory (hard limit), which
+    # would otherwise cap a bigger job whatever the task-level override says.
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
         "command": list(spec.command),
         "environment": [{"name": k, "value": v} for k, v in sorted(environment.items())],
+        "cpu": spec.cpu,
+        "memory": spec.memory,
     }
     if spec.gpu:
         container["resourceRequirements"] = [{"type": "GPU", "value": str(spec.gpu)}]

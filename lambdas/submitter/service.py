@@ -28,7 +28,7 @@ from typing import Any, Protocol
 from aws_lambda_powertools import Logger
 
 from common.errors import JobSpecInvalid, JobStateConflict, RequestRejected, Throttled, TransientAwsError
-from common.jobspec import JobSpec, check_deployment, derive_job_id, guess_job_id, parse_job_spec
+from common.jobspec import Deployment, JobSpec, derive_job_id, guess_job_id, parse_job_spec
 from common.messages import JOB_ID, REASON, DispatchAttributes, dispatch_attributes, read_dispatch_attributes
 from common.states import WAITING, JobState
 from common.store import JobRecord, JobStore
@@ -150,19 +150,18 @@ class Batch:
         self._claim_prefix = claim_prefix
         self.capacity = Capacity(ports.ecs, settings.task_families, settings.max_concurrent_tasks)
         self._launch_config = _launch_config(settings)
+        self._deployment = Deployment(
+            images=settings.task_definitions.keys(),
+            gpu_images=settings.gpu_task_definitions.keys(),
+            gpu_enabled=settings.gpu_enabled,
+        )
 
     # -- entry point -----------------------------------------------------------------------------
 
     def handle(self, message: Message) -> Outcome:
         try:
             meta = read_dispatch_attributes(message.attributes)
-            spec = parse_job_spec(message.body)
-            check_deployment(
-                spec,
-                images=self._settings.task_definitions.keys(),
-                gpu_images=self._settings.gpu_task_definitions.keys(),
-                gpu_enabled=self._settings.gpu_enabled,
-            )
+            spec = parse_job_spec(message.body, self._deployment)
         except JobSpecInvalid as exc:
             return self._reject(message, str(exc), attempt=1)
         if spec.job_id is None:

@@ -11,16 +11,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from common import retries
 from common.ecs import CONTAINER_NAME, is_capacity_reason
 from common.jobspec import JobSpec
+from common.retries import MAX_INTERRUPTIONS
 from common.states import ACTIVE, JobState
 from common.store import JobRecord
 from common.timeutil import iso, parse_iso
 
-MAX_INTERRUPTIONS = 5
-"""Spot interruptions / capacity start failures a job may absorb; they do not use its max_attempts."""
 RETRY_BASE_DELAY_SECONDS = 30
-MAX_DELAY_SECONDS = 900
 MISSING_GRACE_SECONDS = 300
 """A task DescribeTasks cannot find is only declared lost this long after dispatch (ECS reads are eventually
 consistent right after RunTask)."""
@@ -151,46 +150,38 @@ def timeout_reason(job: JobRecord, spec: JobSpec) -> str:
     return f"timeout: attempt {job.attempt} ran longer than timeout_seconds={spec.timeout_seconds} (since {since})"
 
 
-def retry_delay(failures: int) -> int:
-    """Backoff before re-running a failed attempt: 30 s, 60 s, 120 s ... at most 900 s."""
-    return min(MAX_DELAY_SECONDS, RETRY_BASE_DELAY_SECONDS * 2 ** max(0, failures - 1))
-
-
 def _prefers_on_demand(job: JobRecord) -> bool:
     return bool(job.extra.get("prefer_on_demand"))
 
 
 def after_failure(job: JobRecord, spec: JobSpec, what: str, exit_code: int | None) -> Finish | Retry:
-    """A failed attempt uses one of the job's max_attempts."""
-    failures = job.failures + 1
-    if failures >= spec.max_attempts:
-        return Finish(
-            JobState.FAILED,
-            f"attempt {job.attempt} failed ({what}); no attempts left ({failures} of max_attempts={spec.max_attempts})",
-            exit_code,
-        )
+    """A failed attempt uses one of the job's max_attempts (common.retries)."""
+    verdict = retries.after_failure(job.failures, spec.max_attempts, base_delay_seconds=RETRY_BASE_DELAY_SECONDS)
+    used = f"{verdict.count} of max_attempts={spec.max_attempts}"
+    if verdict.give_up:
+        return Finish(JobState.FAILED, f"attempt {job.attempt} failed ({what}); no attempts left ({used})", exit_code)
     return Retry(
-        reason=f"attempt {job.attempt} failed ({what}); retrying ({failures} of max_attempts={spec.max_attempts} used)",
+        reason=f"attempt {job.attempt} failed ({what}); retrying ({used} used)",
         next_attempt=job.attempt + 1,
-        failures=failures,
+        failures=verdict.count,
         interruptions=job.interruptions,
         prefer_on_demand=_prefers_on_demand(job),
-        delay_seconds=retry_delay(failures),
+        delay_seconds=verdict.delay_seconds,
         exit_code=exit_code,
     )
 
 
 def after_interruption(job: JobRecord, what: str) -> Finish | Retry:
     """Spot interruption or no capacity to start: re-submit on on-demand; bounded by MAX_INTERRUPTIONS."""
-    interruptions = job.interruptions + 1
-    if interruptions > MAX_INTERRUPTIONS:
+    verdict = retries.after_interruption(job.interruptions)
+    if verdict.give_up:
         return Finish(JobState.FAILED, f"attempt {job.attempt} {what}; gave up after {MAX_INTERRUPTIONS} interruptions")
     return Retry(
         reason=f"attempt {job.attempt} {what}; re-submitting on on-demand capacity "
-        f"(interruption {interruptions} of {MAX_INTERRUPTIONS})",
+        f"(interruption {verdict.count} of {MAX_INTERRUPTIONS})",
         next_attempt=job.attempt + 1,
         failures=job.failures,
-        interruptions=interruptions,
+        interruptions=verdict.count,
         prefer_on_demand=True,
         delay_seconds=0,
     )

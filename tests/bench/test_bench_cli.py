@@ -8,9 +8,12 @@ from pathlib import Path
 import pytest
 
 from bench.__main__ import main
+from bench.models import Params
+from bench.plots import timeline_png
 from bench.policies import OURS, POLICIES
 from bench.policies.lower_bound import NAME as LOWER_BOUND
-from bench.workloads import SYNTHETIC
+from bench.runner import simulate
+from bench.workloads import SYNTHETIC, build
 
 
 def test_quick_run_writes_tables_json_and_plots(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -30,6 +33,16 @@ def test_quick_run_writes_tables_json_and_plots(tmp_path: Path, capsys: pytest.C
     markdown = (tmp_path / "results.md").read_text()
     assert markdown.count("| policy | p50 s |") == len(SYNTHETIC)
     assert "## Sensitivity" in markdown and "burst launch rate" in markdown
+
+
+def test_timeline_png_draws_every_policy_on_every_panel(tmp_path: Path) -> None:
+    w = build("burst500", Params(), 3, 1.0)
+    results = {name: simulate(name, w, Params(), 3) for name in [*POLICIES, LOWER_BOUND]}
+    drawn = timeline_png(tmp_path / "burst500.png", w, results)
+    labels = sorted(r.label for r in results.values())
+    assert list(drawn) == ["queue depth (visible)", "desired tasks", "running tasks"]
+    assert all(sorted(policies) == labels for policies in drawn.values())
+    assert (tmp_path / "burst500.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_trace_option_adds_the_trace_workload(tmp_path: Path) -> None:

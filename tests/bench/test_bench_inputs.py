@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.aws import Queue
 from bench.models import Params, TokenBucket, take_all
+from bench.sim import JobRun, Message, Sim
 from bench.workloads import PHILLY_CDF, TraceError, build, load_trace, philly_durations, rng_for
 
 P = Params()
@@ -46,6 +48,24 @@ def test_malformed_trace_is_rejected_naming_the_line(tmp_path: Path, body: str, 
         load_trace(path)
     assert f"{path} line {line}:" in str(caught.value)
     assert message in str(caught.value)
+
+
+def test_trace_that_is_not_utf8_csv_is_rejected_naming_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(b"submit_time,duration,cpu,memory\n0,60,1024,2048\n# caf\xe9\n")
+    with pytest.raises(TraceError) as caught:
+        load_trace(path)
+    assert str(caught.value).startswith(f"{path}: not UTF-8 text")
+    huge = _csv(tmp_path, "submit_time,duration,cpu,memory\n0,60,1024," + "2" * 200_000 + "\n")
+    with pytest.raises(TraceError) as caught:
+        load_trace(huge)
+    assert str(caught.value).startswith(f"{huge} line 2: not valid CSV")
+
+
+def test_trace_with_a_byte_order_mark_loads(tmp_path: Path) -> None:
+    path = tmp_path / "excel.csv"
+    path.write_bytes(b"\xef\xbb\xbfsubmit_time,duration,cpu,memory\r\n0,60,1024,2048\r\n")
+    assert load_trace(path) == [(0.0, 60.0, 1024, 2048)]
 
 
 def test_trace_without_jobs_or_file_is_rejected(tmp_path: Path) -> None:
@@ -94,11 +114,34 @@ def test_token_bucket_allows_the_burst_then_the_rate() -> None:
     assert bucket.wait(0.5) == pytest.approx(0.5)  # ... and takes nothing from the others
 
 
+def test_live_queue_reads_lag_by_the_configured_time() -> None:
+    p = P.with_overrides(["queue_read_lag_s=60"])
+    sim = Sim()
+    queue = Queue(sim, p, max_receive=5)
+    sim.at(10.0, queue.send, Message(JobRun(build("burst500", P, 1, 1).jobs[0])))
+    seen: list[tuple[float, tuple[int, int, int]]] = []
+    for t in (5.0, 30.0, 69.0, 71.0):
+        sim.at(t, lambda: seen.append((sim.now, queue.read_counts())))
+    sim.at(80.0, queue.receive)
+    sim.at(100.0, lambda: seen.append((sim.now, queue.read_counts())))
+    sim.at(141.0, lambda: seen.append((sim.now, queue.read_counts())))
+    sim.run(until=200.0)
+    assert seen == [
+        (5.0, (0, 0, 0)),
+        (30.0, (0, 0, 0)),  # sent at 10 s: not seen for 60 s
+        (69.0, (0, 0, 0)),
+        (71.0, (1, 0, 0)),
+        (100.0, (1, 0, 0)),  # received at 80 s: still shown as visible
+        (141.0, (0, 1, 0)),
+    ]
+    assert Queue(Sim(), P, max_receive=5).read_counts() == (0, 0, 0)  # default: exact, no lag
+
+
 def test_params_overrides_are_typed_and_checked() -> None:
-    p = P.with_overrides(["spot_hazard_per_h=0.02", "esm_max=10"])
-    assert (p.spot_hazard_per_h, p.esm_max) == (0.02, 10)
+    p = P.with_overrides(["spot_hazard_per_h=0.02", "esm_max_concurrency=10"])
+    assert (p.spot_hazard_per_h, p.esm_max_concurrency) == (0.02, 10)
     with pytest.raises(ValueError, match="unknown parameter"):
         P.with_overrides(["no_such=1"])
-    with pytest.raises(ValueError, match="esm_max needs an integer"):
-        P.with_overrides(["esm_max=1.5"])
+    with pytest.raises(ValueError, match="esm_max_concurrency needs an integer"):
+        P.with_overrides(["esm_max_concurrency=1.5"])
     assert all(doc for _, _, doc in Params.describe())

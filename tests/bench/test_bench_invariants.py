@@ -13,6 +13,7 @@ from bench.results import Result
 from bench.runner import simulate
 from bench.sim import Sim, Wakeup
 from bench.workloads import Workload, build
+from task_events.logic import MAX_INTERRUPTIONS
 
 HOURS = 1.0
 SEED = 7
@@ -50,9 +51,9 @@ def test_dedicated_path_loses_no_job_under_spot_interruptions(workload: str) -> 
 
 
 def test_worker_path_loses_no_job_under_spot_interruptions() -> None:
-    """The worker path requeues an interrupted job on the same Spot-first service and gives up after 5
-    interruptions of one job (SQS maxReceiveCount 5, worker MAX_INTERRUPTIONS 5), so it is held to a
-    hazard 10x the default here (the dedicated path, which moves the job to on-demand, to 100x above)."""
+    """The worker path requeues an interrupted job on the same Spot-first service and gives up after
+    MAX_INTERRUPTIONS interruptions of one job, so it is held to a hazard 10x the default here (the
+    dedicated path, which moves the job to on-demand, to 100x above)."""
     p = P.with_overrides(["spot_hazard_per_h=0.05"])
     interruptions = 0
     for name in WORKLOADS:
@@ -60,6 +61,24 @@ def test_worker_path_loses_no_job_under_spot_interruptions() -> None:
         interruptions += r.interruptions
         assert (r.completed, r.lost, r.unfinished) == (r.submitted, 0, 0), name
     assert interruptions > 0
+
+
+def test_worker_path_gives_a_job_up_after_max_interruptions() -> None:
+    """The worker's retry rule, not the queue's maxReceiveCount, ends a job interrupted too often: here
+    every task is on Spot and interrupted every ~36 s on average, and the queue would allow 1,000 receives."""
+    p = P.with_overrides(["spot_hazard_per_h=100", "on_demand_weight=0", "worker_max_receive=1000"])
+    r = simulate("ours_worker", build("heavy_tail", p, SEED, HOURS), p, SEED)
+    assert r.lost > 0 and r.unfinished == 0
+    assert r.interruptions >= r.lost * (MAX_INTERRUPTIONS + 1)
+
+
+def test_burst_launch_budget_follows_the_capacity_mix() -> None:
+    w = WORKLOADS["burst500"]
+    dedicated, worker = simulate("ours_dedicated", w, P, SEED), simulate("ours_worker", w, P, SEED)
+    assert dedicated.launch_budget == pytest.approx(P.launch_rate, rel=0.01)  # Fargate Spot (a re-run aside)
+    spot_share = P.spot_weight / (P.spot_weight + P.on_demand_weight)  # 4:1: the Spot bucket carries 80 %
+    assert worker.launch_budget == pytest.approx(P.launch_rate / spot_share, rel=0.02)
+    assert dedicated.launch_rate is not None and dedicated.launch_rate <= P.launch_rate + P.launch_burst / 25
 
 
 def test_interrupted_dedicated_jobs_come_back_on_demand() -> None:
@@ -112,14 +131,19 @@ def _conforms(times: list[float], burst: float, rate: float) -> bool:
     return True
 
 
-def test_runtask_calls_respect_the_fargate_budget() -> None:
+@pytest.mark.parametrize("max_concurrency", [P.esm_max_concurrency, 0])
+def test_runtask_calls_respect_the_fargate_budget(max_concurrency: int) -> None:
+    """At the deployed MaximumConcurrency and without one (the event source then ramps up and the
+    submitters' calls are throttled, which the retries must absorb)."""
+    p = P.with_overrides([f"esm_max_concurrency={max_concurrency}"])
     w = WORKLOADS["burst500"]
-    r = simulate("ours_dedicated", w, P, SEED)
+    r = simulate("ours_dedicated", w, p, SEED)
     assert len(r.runtask_times) >= len(w.jobs)
     assert _conforms(r.runtask_times, P.runtask_call_burst, P.runtask_call_rate)
     per_second = np.bincount(np.floor(np.asarray(r.runtask_times)).astype(int))
     assert per_second.max() <= P.runtask_call_burst + P.runtask_call_rate
-    assert r.calls["throttled"] > 0  # the burst did hit the limit, and the retries absorbed it
+    if max_concurrency == 0:
+        assert r.calls["throttled"] > 0  # the burst did hit the limit, and the retries absorbed it
     assert (r.lost, r.unfinished) == (0, 0)
 
 

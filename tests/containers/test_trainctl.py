@@ -186,6 +186,7 @@ def test_validation_prints_every_problem_and_sends_nothing(
         "comand: unknown field 'comand'",
         "environment: 'AWS_SECRET' uses a reserved prefix",
         "environment: 'NOEQUALS' is not KEY=VALUE",
+        "memory: 8192 MiB is not valid with cpu 256",
     ):
         assert field in err
     assert "Traceback" not in err
@@ -619,10 +620,15 @@ def test_missing_output_names_every_way_to_provide_it() -> None:
     )
 
 
-def test_unreachable_endpoint_is_one_line_without_traceback() -> None:
-    env = subprocess_env(AWS_MAX_ATTEMPTS="1", TRAINCTL_JOBS_TABLE="jobs")
+@pytest.mark.parametrize(
+    ("options", "variables"),
+    [(["--endpoint-url", "http://127.0.0.1:7"], {}), ([], {"AWS_ENDPOINT_URL": "http://127.0.0.1:7"})],
+    ids=["option", "AWS_ENDPOINT_URL"],
+)
+def test_unreachable_endpoint_is_one_line_without_traceback(options: list[str], variables: dict[str, str]) -> None:
+    env = subprocess_env(AWS_MAX_ATTEMPTS="1", TRAINCTL_JOBS_TABLE="jobs", **variables)
     proc = subprocess.run(
-        [PYTHON, "-m", "trainctl", "--endpoint-url", "http://127.0.0.1:9", "status", "x"],
+        [PYTHON, "-m", "trainctl", *options, "status", "x"],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -630,7 +636,9 @@ def test_unreachable_endpoint_is_one_line_without_traceback() -> None:
         timeout=120,
     )
     assert proc.returncode == 1
-    assert proc.stderr.startswith("trainctl: error: GetItem failed: Could not connect to the endpoint URL")
+    assert proc.stderr.startswith(
+        'trainctl: error: GetItem failed: Could not connect to the endpoint URL: "http://127.0.0.1:7/"'
+    )  # port 7, not subprocess_env's default port 9: the option / variable was used
     assert len(proc.stderr.strip().splitlines()) == 1
 
 

@@ -7,8 +7,6 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 from tests.containers.helpers import PYTHON, wait_until
 from worker.process import Outcome, Result, exit_description, supervise
 
@@ -58,10 +56,6 @@ def test_timeout_sends_sigterm(tmp_path: Path) -> None:
     assert (result.outcome, result.exit_code) == (Outcome.TIMED_OUT, 7)
 
 
-@pytest.mark.skip(
-    reason="known race (open): supervise() may SIGKILL the group as soon as the leader exits, before a "
-    "grandchild's SIGTERM handler runs; failed once under load in a fresh clone"
-)
 def test_stop_reason_forwards_sigterm_to_whole_process_group(tmp_path: Path) -> None:
     """A shell wrapper does not forward signals; the group signal still reaches the real job."""
     grandchild = tmp_path / "grandchild.py"

@@ -11,6 +11,7 @@ def test_defaults_are_valid_and_visibility_covers_three_heartbeats() -> None:
     config = AppConfig()
     assert config.min_workers == 0
     assert config.queue_visibility_seconds == 3 * config.worker_heartbeat_seconds
+    assert (config.worker_max_receive_count, config.dispatch_max_receive_count) == (30, 5)
 
 
 def test_context_values_are_parsed_from_cli_strings() -> None:
@@ -42,6 +43,9 @@ def test_context_values_are_parsed_from_cli_strings() -> None:
         ),
         ({"autoscaler.gpu_instance_types": [1]}, "autoscaler.gpu_instance_types: expected a list of strings"),
         ({"autoscaler.region": "mars"}, "autoscaler.region: must be an AWS region name"),
+        ({"autoscaler.worker_max_receive_count": 0}, "autoscaler.worker_max_receive_count: must be 1..1000"),
+        ({"autoscaler.dispatch_max_receive_count": 1001}, "autoscaler.dispatch_max_receive_count: must be 1..1000"),
+        ({"autoscaler.max_receive_count": 5}, "autoscaler.max_receive_count: unknown setting"),
     ],
 )
 def test_bad_values_name_their_key(context: dict[str, object], message: str) -> None:

@@ -8,13 +8,14 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from common.errors import JobSpecInvalid
 from common.jobspec import (
     FARGATE_MEMORY,
     MAX_BODY_BYTES,
+    Deployment,
     JobSpec,
-    check_deployment,
     derive_job_id,
     guess_job_id,
     parse_job_spec,
@@ -230,33 +231,63 @@ def test_errors_list_every_field() -> None:
 # --- checks that need the deployment's settings ---------------------------------------------------
 
 
-def test_gpu_job_when_gpus_are_off() -> None:
-    parsed = JobSpec.model_validate(spec(gpu=1, dedicated=True))
+def deployment_errors(document: dict[str, Any], **deployment: Any) -> str:
     with pytest.raises(JobSpecInvalid) as caught:
-        check_deployment(parsed, images={"default"}, gpu_images=set(), gpu_enabled=False)
-    assert str(caught.value) == (
+        parse_job_spec(json.dumps(document), Deployment(**{"images": {"default"}, **deployment}))
+    return str(caught.value)
+
+
+def test_gpu_job_when_gpus_are_off() -> None:
+    assert deployment_errors(spec(gpu=1, dedicated=True)) == (
         "invalid job spec: gpu: 1 GPU(s) requested but GPUs are off in this deployment (no GPU capacity provider)"
     )
 
 
 def test_gpu_job_needs_a_gpu_image() -> None:
-    parsed = JobSpec.model_validate(spec(gpu=1, dedicated=True, image="llm"))
-    with pytest.raises(JobSpecInvalid) as caught:
-        check_deployment(parsed, images={"default", "llm"}, gpu_images={"default"}, gpu_enabled=True)
-    assert str(caught.value) == "invalid job spec: image: no GPU task definition for image 'llm'; allowed: default"
+    message = deployment_errors(
+        spec(gpu=1, dedicated=True, image="llm"), images={"default", "llm"}, gpu_images={"default"}, gpu_enabled=True
+    )
+    assert message == "invalid job spec: image: no GPU task definition for image 'llm'; allowed: default"
 
 
 def test_unknown_image() -> None:
-    parsed = JobSpec.model_validate(spec(image="nope"))
-    with pytest.raises(JobSpecInvalid) as caught:
-        check_deployment(parsed, images={"default", "big"}, gpu_images=set(), gpu_enabled=False)
-    assert str(caught.value) == "invalid job spec: image: unknown image 'nope'; allowed: big, default"
+    message = deployment_errors(spec(image="nope"), images={"default", "big"})
+    assert message == "invalid job spec: image: unknown image 'nope'; allowed: big, default"
 
 
 def test_known_images_pass() -> None:
-    check_deployment(JobSpec.model_validate(spec()), images={"default"}, gpu_images=set(), gpu_enabled=False)
-    gpu = JobSpec.model_validate(spec(gpu=2, dedicated=True))
-    check_deployment(gpu, images={"default"}, gpu_images={"default"}, gpu_enabled=True)
+    assert parse_job_spec(spec(), Deployment(images={"default"})).image == "default"
+    gpu = parse_job_spec(spec(gpu=2, dedicated=True), Deployment({"default"}, gpu_images={"default"}, gpu_enabled=True))
+    assert gpu.gpu == 2
+
+
+# --- every problem at once: cross-field and deployment rules come with the field errors -------------------------
+
+
+def test_cross_field_errors_are_reported_with_field_errors() -> None:
+    with pytest.raises(JobSpecInvalid) as caught:
+        parse_job_spec(json.dumps({"command": "not-a-list", "cpu": 256, "memory": 8192, "gpu": 1, "extra": 1}))
+    assert set(caught.value.fields) == {"command", "memory", "gpu", "extra"}
+    assert "memory: 8192 MiB is not valid with cpu 256" in str(caught.value)
+    assert "gpu: GPU jobs must set dedicated=true" in str(caught.value)
+
+
+def test_deployment_errors_are_reported_with_field_errors() -> None:
+    message = deployment_errors({"command": [], "gpu": 1, "dedicated": True, "memory": 1})
+    assert "command: List should have at least 1 item" in message
+    assert "memory: 1 MiB is not valid with cpu 1024" in message
+    assert "gpu: 1 GPU(s) requested but GPUs are off" in message
+
+
+def test_cross_field_rules_skip_fields_that_are_invalid_on_their_own() -> None:
+    with pytest.raises(JobSpecInvalid) as caught:
+        parse_job_spec(json.dumps(spec(cpu=300, memory="lots", gpu=True)))
+    assert sorted(caught.value.fields) == ["cpu", "gpu", "memory"]  # one error each, no cross-field noise
+
+
+def test_model_itself_enforces_the_cross_field_rules() -> None:
+    with pytest.raises(ValidationError, match="memory: 8192 MiB is not valid with cpu 256"):
+        JobSpec.model_validate(spec(cpu=256, memory=8192))
 
 
 # --- ids ------------------------------------------------------------------------------------------

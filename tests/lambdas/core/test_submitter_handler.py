@@ -108,6 +108,7 @@ def test_bad_messages_are_rejected_without_failing_the_batch(
         "malformed": "{not json",
         "unknown-field": job_body("bad-unknown", colour="blue"),
         "bad-pair": job_body("bad-pair", cpu=1024, memory=512),
+        "wrong-type": job_body("bad-type", max_attempts="3"),
         "big-env": job_body("bad-env", environment={"X": "y" * 5000}),
         "gpu-off": job_body("bad-gpu", gpu=1),
         "bad-image": job_body("bad-image", image="nope"),
@@ -122,6 +123,7 @@ def test_bad_messages_are_rejected_without_failing_the_batch(
         "sqs-m-malformed": "body: malformed JSON",
         "bad-unknown": "colour: unknown field 'colour' is not allowed",
         "bad-pair": "memory: 512 MiB is not valid with cpu 1024; allowed for cpu 1024: 2048..8192 in steps of 1024",
+        "bad-type": "max_attempts: Input should be a valid integer",
         "bad-env": "environment: at most 4096 characters of names and values in total (got 5001)",
         "bad-gpu": "gpu: 1 GPU(s) requested but GPUs are off in this deployment (no GPU capacity provider)",
         "bad-image": "image: unknown image 'nope'; allowed: big, default",
@@ -268,6 +270,21 @@ def test_api_calls_per_dispatch(world: World, clients: dict[str, Any], context: 
     handler(sqs_event([sqs_record(job_body(f"count-{i}")) for i in range(2, 11)]), FakeLambdaContext())
     per_job = ["PutItem", "RunTask", "UpdateItem"]
     assert counter.calls == ["ListTasks", "ListTasks", *(per_job * 9)]
+
+
+def test_job_size_overrides_the_task_and_the_trainer_container(
+    world: World, clients: dict[str, Any], context: Any
+) -> None:
+    """The task definition sets the trainer's memory (hard limit): the container override must lift it too."""
+    requests: list[dict[str, Any]] = []
+    aws.client("ecs").meta.events.register(
+        "before-parameter-build.ecs.RunTask", lambda params, **_: requests.append(params)
+    )
+    handler(sqs_event([sqs_record(job_body("big-1", cpu=4096, memory=16384))]), context)
+    (request,) = requests
+    assert (request["overrides"]["cpu"], request["overrides"]["memory"]) == ("4096", "16384")
+    (container,) = request["overrides"]["containerOverrides"]
+    assert (container["name"], container["cpu"], container["memory"]) == ("trainer", 4096, 16384)
 
 
 def test_api_calls_for_a_duplicate_and_a_deferral(world: World, clients: dict[str, Any], context: Any) -> None:

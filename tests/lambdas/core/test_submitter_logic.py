@@ -145,6 +145,7 @@ def test_run_task_request() -> None:
     assert (overrides["cpu"], overrides["memory"]) == ("2048", "8192")
     (container,) = overrides["containerOverrides"]
     assert container["name"] == "trainer" and container["command"] == ["python", "train.py"]
+    assert (container["cpu"], container["memory"]) == (2048, 8192)  # the container's own limit follows the job
     assert {e["name"]: e["value"] for e in container["environment"]} == {
         "EPOCHS": "3",
         "TRAIN_JOB_ID": "j1",

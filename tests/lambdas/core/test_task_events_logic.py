@@ -25,7 +25,6 @@ from task_events.logic import (
     TaskView,
     decide_reconcile,
     decide_task,
-    retry_delay,
 )
 
 S = JobState
@@ -99,7 +98,7 @@ def test_non_zero_exit_retries_with_the_reason() -> None:
     action = decide_task(job(), SPEC, stopped(3), now=NOW)
     assert isinstance(action, Retry)
     assert action.next_attempt == 2 and action.failures == 1 and action.exit_code == 3
-    assert action.delay_seconds == retry_delay(1) and not action.prefer_on_demand
+    assert action.delay_seconds == 30 and not action.prefer_on_demand
     assert "trainer exit code 3" in action.reason and "Essential container in task exited" in action.reason
     assert "1 of max_attempts=3 used" in action.reason
 
@@ -200,10 +199,6 @@ def test_reconcile_missing_task() -> None:
     assert isinstance(decide_reconcile(fresh, SPEC, None, now=NOW), Ignore)
     action = decide_reconcile(job(), SPEC, None, now=NOW)
     assert isinstance(action, Retry) and "not found by DescribeTasks" in action.reason
-
-
-def test_retry_delay_is_bounded() -> None:
-    assert [retry_delay(n) for n in (1, 2, 3)] == [30, 60, 120] and retry_delay(50) == 900
 
 
 # --- out of order and duplicated: the final state does not depend on delivery -----------------------

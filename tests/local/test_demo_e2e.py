@@ -1,0 +1,88 @@
+"""End to end: ``python -m local`` with a small scenario, and the invariants of its recorded run.
+
+Everything is real: the synthesized template deployed into a moto server on 127.0.0.1, the three Lambda
+handlers in their own processes, the reference worker and the example trainer as local processes, trainctl.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], dict[str, Any], Path]:
+    out = tmp_path_factory.mktemp("demo")
+    env = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
+        env.pop(name, None)
+    process = subprocess.run(
+        [sys.executable, "-m", "local", "--jobs", "3", "--seed", "2", "--out", str(out), "--timeout", "300"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    record = json.loads((out / "run.json").read_text()) if (out / "run.json").exists() else {}
+    return process, record, out
+
+
+def test_the_demo_succeeds_and_writes_its_outputs(run: tuple) -> None:
+    process, _, out = run
+    assert process.returncode == 0, process.stderr[-3000:]
+    assert (out / "timeline.png").stat().st_size > 10_000
+    assert "==> summary" in process.stdout and "jobs lost: 0" in process.stdout
+
+
+def test_every_job_is_terminal_and_none_is_lost(run: tuple) -> None:
+    _, record, _ = run
+    assert record["lost"] == []
+    assert len(record["jobs"]) == 5  # 3 burst jobs, the dedicated one, the invalid one
+    assert {j["state"] for j in record["jobs"]} <= {"SUCCEEDED", "REJECTED"}
+    assert record["states"] == {"SUCCEEDED": 4, "REJECTED": 1}
+
+
+def test_the_invalid_job_is_rejected_with_its_reasons(run: tuple) -> None:
+    _, record, _ = run
+    (invalid,) = [j for j in record["jobs"] if j["job_id"] == "demo-invalid"]
+    assert invalid["state"] == "REJECTED"
+    assert "cpu" in invalid["reason"] and "colour" in invalid["reason"]
+
+
+def test_the_interrupted_job_resumed_from_its_checkpoint_and_succeeded(run: tuple) -> None:
+    _, record, _ = run
+    assert record["interruption"], "no Spot interruption was injected"
+    interrupted = [j for j in record["jobs"] if j["interruptions"]]
+    assert len(interrupted) == 1
+    job = interrupted[0]
+    assert job["state"] == "SUCCEEDED" and job["attempt"] == 2
+    assert job["resumed_from_step"] and job["resumed_from_step"] > 0
+
+
+def test_the_worker_service_scaled_from_zero_and_back(run: tuple) -> None:
+    _, record, _ = run
+    scaling = record["scaling"]
+    assert scaling["desired_first"] == 0 and scaling["desired_max"] >= 1 and scaling["desired_last"] == 0
+    assert any(c["state"] == "ALARM" and "Backlog" in c["alarm"] for c in scaling["alarm_changes"])
+
+
+def test_the_dedicated_job_ran_as_its_own_task(run: tuple) -> None:
+    _, record, _ = run
+    (dedicated,) = [j for j in record["jobs"] if j["job_id"] == "demo-dedicated"]
+    assert dedicated["state"] == "SUCCEEDED" and dedicated["queue"] == "dispatch"
+    assert dedicated["capacity_provider"] in ("FARGATE_SPOT", "FARGATE")
+
+
+def test_no_handler_failed(run: tuple) -> None:
+    _, record, _ = run
+    assert all(v["errors"] == 0 for v in record["invocations"].values()), record["invocations"]
+    assert record["notes"] == []

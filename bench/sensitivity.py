@@ -44,7 +44,7 @@ VARIANTS = (
         ("esm_max_concurrency=0",),
         ("ours_dedicated",),
     ),
-    Variant("submitter MaximumConcurrency 6", "burst500", ("esm_max_concurrency=6",), ("ours_dedicated",)),
+    Variant("submitter MaximumConcurrency 5", "burst500", ("esm_max_concurrency=5",), ("ours_dedicated",)),
     Variant("submitter MaximumConcurrency 10", "burst500", ("esm_max_concurrency=10",), ("ours_dedicated",)),
 )
 

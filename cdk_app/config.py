@@ -52,6 +52,11 @@ class AppConfig:
     on_demand_base: int = 0
     # Dedicated training tasks launched by the submitter (one task per job).
     max_concurrent_tasks: int = 50
+    # The submitter's SQS event source. Concurrent batches beyond ~6 only add RunTask throttling
+    # (`make bench`, burst500: 18.0 launches/s at 5, 20.0/s at 6, 19.6/s at 10; Fargate allows 20/s, aws-facts.md §2).
+    submitter_batch_size: int = 10
+    submitter_batching_window_seconds: int = 1
+    submitter_max_concurrency: int = 6
     training_cpu: int = 1024
     training_memory: int = 2048
     training_images: Mapping[str, str] = field(default_factory=lambda: {"default": "asset:worker"})
@@ -106,6 +111,14 @@ class AppConfig:
         )
         _check(0 <= self.on_demand_base <= 100000, "on_demand_base", "must be 0..100000")
         _check(1 <= self.max_concurrent_tasks <= 5000, "max_concurrent_tasks", "must be 1..5000")
+        _check(1 <= self.submitter_batch_size <= 10, "submitter_batch_size", "must be 1..10 (one RunTask per job)")
+        _check(
+            0 <= self.submitter_batching_window_seconds <= 300,
+            "submitter_batching_window_seconds",
+            "must be 0..300 (Lambda's limit)",
+        )
+        # Lambda's MaximumConcurrency for SQS event sources is 2..1000.
+        _check(2 <= self.submitter_max_concurrency <= 1000, "submitter_max_concurrency", "must be 2..1000")
         _check("default" in self.training_images, "training_images", "must have a 'default' entry")
         for name, image in self.training_images.items():
             _check(name.replace("-", "").replace("_", "").isalnum(), "training_images", f"bad name {name!r}")

@@ -69,12 +69,10 @@ class SubmitterFunction(Construct):
         fn.function.add_event_source(
             event_sources.SqsEventSource(
                 dispatch.queue,
-                batch_size=10,
-                max_batching_window=Duration.seconds(1),
+                batch_size=config.submitter_batch_size,
+                max_batching_window=Duration.seconds(config.submitter_batching_window_seconds),
                 report_batch_item_failures=True,
-                # A few concurrent batches saturate RunTask (20 Fargate calls/s, aws-facts.md §2); more only
-                # add throttling (the benchmark measured 15.5 launches/s unbounded, 18/s at 5).
-                max_concurrency=5,
+                max_concurrency=config.submitter_max_concurrency,
             )
         )
         dispatch.queue.grant_send_messages(fn.role)  # deferred jobs go back with a delay

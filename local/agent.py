@@ -77,7 +77,9 @@ class AgentEndpoint:
                 if task_id is None or path != "/task":
                     self._reply(404, {"error": {"Code": "NotFound", "Message": self.path}})
                     return
-                self._reply(200, {"TaskARN": agent._tasks[task_id]})
+                # the task metadata v4 shape: every local task's private address is the loopback
+                network = {"NetworkMode": "awsvpc", "IPv4Addresses": ["127.0.0.1"]}
+                self._reply(200, {"TaskARN": agent._tasks[task_id], "Containers": [{"Networks": [network]}]})
 
             def do_PUT(self) -> None:
                 task_id, path = self._route()

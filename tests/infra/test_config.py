@@ -60,3 +60,16 @@ def test_build_app_exits_with_the_key_on_bad_config(tmp_path) -> None:
     with pytest.raises(SystemExit) as raised:
         build_app(outdir=str(tmp_path), overrides={"autoscaler.max_workers": -1})
     assert "Configuration error: autoscaler.max_workers" in str(raised.value.code)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("submitter_max_concurrency", 1, "must be 2..1000"),
+        ("submitter_batch_size", 11, "must be 1..10"),
+        ("submitter_batching_window_seconds", 301, "must be 0..300"),
+    ],
+)
+def test_submitter_event_source_limits(key: str, value: int, message: str) -> None:
+    with pytest.raises(ConfigError, match=f"{key}.*{message}"):
+        AppConfig(**{key: value})

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from cdk_app.prices import DEFAULT_PRICES, price_table_problem
+
 PREFIX = "autoscaler."
 ASSET_PREFIX = "asset:"
 
@@ -52,6 +54,8 @@ class AppConfig:
     on_demand_base: int = 0
     # Dedicated training tasks launched by the submitter (one task per job).
     max_concurrent_tasks: int = 50
+    # Distributed jobs (JobSpec `nodes`): most ranks one job may ask for; every rank counts against the cap.
+    max_nodes: int = 8
     # The submitter's SQS event source. Concurrent batches beyond ~6 only add RunTask throttling
     # (`make bench`, burst500: 18.0 launches/s at 5, 20.0/s at 6, 19.6/s at 10; Fargate allows 20/s, aws-facts.md §2).
     submitter_batch_size: int = 10
@@ -89,6 +93,8 @@ class AppConfig:
     log_retention_days: int = 30
     checkpoint_retention_days: int = 30
     reconcile_minutes: int = 1
+    # Per-job cost: Fargate prices per region (USD per vCPU-hour and GB-hour; sources in cdk_app/prices.py).
+    fargate_prices: Mapping[str, Mapping[str, Mapping[str, float]]] = field(default_factory=lambda: DEFAULT_PRICES)
     powertools_layer_version: int = 27
 
     def __post_init__(self) -> None:
@@ -111,6 +117,11 @@ class AppConfig:
         )
         _check(0 <= self.on_demand_base <= 100000, "on_demand_base", "must be 0..100000")
         _check(1 <= self.max_concurrent_tasks <= 5000, "max_concurrent_tasks", "must be 1..5000")
+        _check(
+            1 <= self.max_nodes <= min(64, self.max_concurrent_tasks),
+            "max_nodes",
+            "must be 1..64 and at most max_concurrent_tasks (a gang counts all its ranks against the cap)",
+        )
         _check(1 <= self.submitter_batch_size <= 10, "submitter_batch_size", "must be 1..10 (one RunTask per job)")
         _check(
             0 <= self.submitter_batching_window_seconds <= 300,
@@ -160,6 +171,8 @@ class AppConfig:
         _check(self.checkpoint_retention_days >= 1, "checkpoint_retention_days", "must be >= 1")
         _check(1 <= self.reconcile_minutes <= 60, "reconcile_minutes", "must be 1..60")
         _check(self.powertools_layer_version >= 1, "powertools_layer_version", "must be >= 1")
+        problem = price_table_problem(self.fargate_prices, self.region)
+        _check(problem is None, "fargate_prices", str(problem))
 
     @property
     def queue_visibility_seconds(self) -> int:
@@ -236,6 +249,8 @@ def _coerce(key: str, raw: Any, expected: Any) -> Any:
         if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
             raise ConfigError(f"{key}: expected a list of strings, got {raw!r}")
         return tuple(raw)
+    if key.endswith("fargate_prices"):
+        return raw  # nested numbers, checked by AppConfig (cdk_app.prices)
     if isinstance(expected, Mapping):
         if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
             raise ConfigError(f"{key}: expected an object of strings, got {raw!r}")

@@ -13,6 +13,8 @@ from cdk_app.nag import acknowledge_wildcard, logical_ref
 PARTITION_KEY = "pk"
 TTL_ATTRIBUTE = "expires_at"
 STATE_INDEX = "by-state"
+RENDEZVOUS_ATTRIBUTES = [PARTITION_KEY, "attempt", "rendezvous"]
+"""What a rank of a distributed job may read and write in its job's item (worker/rendezvous.py)."""
 
 
 class JobsTable(Construct):
@@ -38,6 +40,24 @@ class JobsTable(Construct):
                 )
             ],
         )
+
+
+def grant_rendezvous_access(table: dynamodb.ITableV2, role: iam.IRole) -> None:
+    """Training tasks: GetItem / UpdateItem limited to the rendezvous attributes (IAM's attribute-level control:
+    a projection or update naming only these, returning no other values)."""
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],
+            resources=[table.table_arn],
+            conditions={
+                "ForAllValues:StringEquals": {"dynamodb:Attributes": RENDEZVOUS_ATTRIBUTES},
+                "StringEqualsIfExists": {
+                    "dynamodb:Select": "SPECIFIC_ATTRIBUTES",
+                    "dynamodb:ReturnValues": ["NONE", "UPDATED_OLD", "UPDATED_NEW"],
+                },
+            },
+        )
+    )
 
 
 def grant_jobs_access(table: dynamodb.ITableV2, role: iam.IRole) -> None:

@@ -7,6 +7,9 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+RENDEZVOUS_PORTS = (29400, 29999)
+"""Ports the ranks of a distributed job reach each other on (lambdas/common/gang.py has the same range)."""
+
 
 class Network(Construct):
     """The VPC, its flow logs, and the security group shared by training and worker tasks."""
@@ -38,4 +41,9 @@ class Network(Construct):
             vpc=self.vpc,
             description="Training and worker tasks: no inbound, outbound to AWS APIs and registries",
             allow_all_outbound=True,
+        )
+        self.task_security_group.add_ingress_rule(
+            self.task_security_group,
+            ec2.Port.tcp_range(*RENDEZVOUS_PORTS),
+            "Ranks of a distributed job: rendezvous and collectives, from tasks of this group only",
         )

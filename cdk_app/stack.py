@@ -9,7 +9,7 @@ from cdk_app.alarms import Alarms
 from cdk_app.artifacts import ArtifactsBucket
 from cdk_app.cluster import TrainingCluster
 from cdk_app.config import AppConfig
-from cdk_app.jobs_table import JobsTable
+from cdk_app.jobs_table import JobsTable, grant_rendezvous_access
 from cdk_app.network import Network
 from cdk_app.queues import EventDeadLetters, TrainingQueue
 from cdk_app.retention import retention
@@ -45,6 +45,7 @@ class TrainingAutoscalerStack(Stack):
             max_receive_count=config.dispatch_max_receive_count,
         )
         tasks = TrainingTasks(self, "TrainingTasks", config=config, artifacts=artifacts.bucket)
+        grant_rendezvous_access(jobs.table, tasks.task_role)  # ranks of distributed jobs publish / read rank 0
         workers = WorkerService(
             self,
             "Workers",
@@ -99,6 +100,7 @@ class TrainingAutoscalerStack(Stack):
             security_group=network.task_security_group,
             table=jobs.table,
             artifacts=artifacts.bucket,
+            worker_queue=worker_queue.queue,
         )
         TaskEventsFunction(
             self,

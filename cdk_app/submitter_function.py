@@ -9,6 +9,7 @@ from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from cdk_app.cluster import acknowledge_task_arns, task_arns
@@ -40,6 +41,7 @@ class SubmitterFunction(Construct):
         security_group: ec2.ISecurityGroup,
         table: dynamodb.ITableV2,
         artifacts: s3.IBucket,
+        worker_queue: sqs.IQueue,
     ):
         super().__init__(scope, construct_id)
         fn = PythonFunction(
@@ -62,7 +64,9 @@ class SubmitterFunction(Construct):
                 "SUBNET_IDS": ",".join(subnet.subnet_id for subnet in subnets),
                 "SECURITY_GROUP_IDS": security_group.security_group_id,
                 "MAX_CONCURRENT_TASKS": str(config.max_concurrent_tasks),
+                "MAX_NODES": str(config.max_nodes),
                 "ARTIFACTS_BUCKET": artifacts.bucket_name,
+                "WORKER_QUEUE_URL": worker_queue.queue_url,  # children of non-dedicated sweeps
             },
         )
         self.function = fn.function
@@ -77,6 +81,7 @@ class SubmitterFunction(Construct):
         )
         dispatch.queue.grant_send_messages(fn.role)  # deferred jobs go back with a delay
         dispatch.dlq.grant_send_messages(fn.role)  # rejected jobs go to the DLQ with their reason
+        worker_queue.grant_send_messages(fn.role)  # the children of a non-dedicated array job or sweep
         grant_jobs_access(table, fn.role)
         _grant_run_tasks(fn.role, cluster, tasks)
 

@@ -5,6 +5,8 @@ Also runs a periodic reconcile pass for timeouts and for task events that never 
 
 from __future__ import annotations
 
+import json
+
 from aws_cdk import Duration
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ecs as ecs
@@ -51,6 +53,7 @@ class TaskEventsFunction(Construct):
                 "JOBS_TABLE_NAME": table.table_name,
                 "CLUSTER_NAME": cluster.cluster_name,
                 "DISPATCH_QUEUE_URL": dispatch_queue.queue_url,
+                "FARGATE_PRICES": json.dumps(config.fargate_prices[config.region], sort_keys=True),
             },
         )
         self.function = fn.function

@@ -15,6 +15,7 @@ from cdk_app.images import acknowledge_image_pull, container_image
 from cdk_app.nag import acknowledge
 from cdk_app.retention import retention
 
+EPHEMERAL_PORTS = "29500 29999"
 CONTAINER_NAME = "trainer"  # the submitter's container overrides name this container
 
 
@@ -82,5 +83,8 @@ class TrainingTasks(Construct):
             # SIGTERM arrives 120 s before a Spot stop; give the job all of it to checkpoint (aws-facts.md §5).
             stop_timeout=Duration.seconds(120),
             logging=ecs.LogDrivers.aws_logs(stream_prefix="job", log_group=self.log_group),
+            # Ports a framework listens on for its peers (gloo, NCCL bootstrap) come from this range, which the
+            # task security group opens between tasks (Network.RENDEZVOUS_PORTS; lambdas/common/gang.py).
+            system_controls=[ecs.SystemControl(namespace="net.ipv4.ip_local_port_range", value=EPHEMERAL_PORTS)],
         )
         acknowledge_image_pull(definition)

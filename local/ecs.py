@@ -190,7 +190,11 @@ class EcsEmulator:
         weighted = [s for s in strategy if s.get("Weight", 0) > 0] or strategy
         best = min(
             weighted,
-            key=lambda s: ((counts[s["CapacityProvider"]] + 1) / max(s.get("Weight", 1), 1), -s.get("Weight", 0)),
+            # tasks beyond each provider's base, in proportion to the weights
+            key=lambda s: (
+                (counts[s["CapacityProvider"]] - s.get("Base", 0) + 1) / max(s.get("Weight", 1), 1),
+                -s.get("Weight", 0),
+            ),
         )
         return str(best["CapacityProvider"])
 

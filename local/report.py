@@ -10,6 +10,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from local import gang
+
 if TYPE_CHECKING:
     from local.cloud import Plays
     from local.control import ControlPlane
@@ -34,8 +36,9 @@ def _plain(value: Any) -> Any:
 
 
 def record(
-    scenario: Scenario, plays: Plays, control: ControlPlane, observer: Observer, *, wall_s: float
+    scenario: Scenario, plays: Plays, control: ControlPlane, observer: Observer, *, wall_s: float, finished: bool
 ) -> dict[str, Any]:
+    """What happened; ``lost`` (submitted jobs without a record) is only meaningful when ``finished``."""
     items = observer.jobs()
     jobs = []
     for job_id in scenario.job_ids:
@@ -59,6 +62,7 @@ def record(
         job["resumed_from_step"] = resumed.get(job["job_id"])
     return {
         "scenario": {"jobs": scenario.jobs, "seed": scenario.seed, "step_seconds": scenario.step_seconds},
+        "finished": finished,
         "wall_seconds": round(wall_s, 1),
         "jobs": jobs,
         "states": dict(Counter(str(j["state"]) for j in jobs)),
@@ -70,6 +74,8 @@ def record(
             "alarm_changes": [{"t": round(t, 2), "alarm": a, "state": s} for t, a, s in control.alarm_changes],
         },
         "interruption": scenario.interruption,
+        "gang_interruption": scenario.gang_interruption,
+        "gang": gang.record(control, items.get(gang.JOB_ID)),
         "task_launches_by_capacity_provider": dict(control.ecs.launches),
         "invocations": {name: {"count": f.invocations, "errors": f.errors} for name, f in control.functions.items()},
         "events_delivered": control.router.delivered,
@@ -156,6 +162,8 @@ def summary(run: dict[str, Any], out: Path) -> str:
             lines.append(f"    rejected: {job['job_id']}: {job['reason']}")
         elif job["state"] == "FAILED":
             lines.append(f"    failed: {job['job_id']}: {job['reason']}")
+    if run["gang"]["ranks"]:
+        lines += gang.summary(run["gang"])
     scaling = run["scaling"]
     lines.append(
         f"    worker service desired count: {scaling['desired_first']} -> {scaling['desired_max']}"

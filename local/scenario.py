@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from local import gang
 from local.cloud import CREDENTIALS, STACK_NAME, Plays, deploy, free_port
 from local.control import ControlPlane, Pace
 from local.functions import REPO
@@ -56,6 +57,7 @@ class Scenario:
     step_seconds: float = 0.04
     job_ids: list[str] = field(default_factory=list)
     interruption: dict[str, Any] = field(default_factory=dict)
+    gang_interruption: dict[str, Any] = field(default_factory=dict)
 
     def job_steps(self) -> list[int]:
         rng = random.Random(self.seed)
@@ -160,13 +162,17 @@ def play(scenario: Scenario, observer: Observer, plays: Plays, endpoint: str, sa
 
     control = observer.control
     say(progress_line(observer.sample()))
-    say(f"==> submitting {scenario.jobs} training jobs with trainctl (worker queue), 1 dedicated, 1 invalid")
+    say(
+        f"==> submitting {scenario.jobs} training jobs with trainctl (worker queue), 1 dedicated, "
+        f"1 distributed ({gang.NODES} ranks), 1 invalid"
+    )
     command = "python -m worker.example_train --steps {steps} --step-seconds " + str(scenario.step_seconds)
     submits: list[tuple[str, ...]] = [
         ("--job-id", f"demo-{i + 1:02d}", "--command", command.format(steps=steps), "--max-attempts", "3")
         for i, steps in enumerate(scenario.job_steps())
     ]
     submits.append(("--job-id", "demo-dedicated", "--dedicated", "--command", command.format(steps=80)))
+    submits.append(gang.submit_args(scenario.step_seconds))
     errors: list[str] = []
 
     def submit(args: tuple[str, ...]) -> None:
@@ -195,7 +201,8 @@ def play(scenario: Scenario, observer: Observer, plays: Plays, endpoint: str, sa
         say(progress_line(sample))
         jobs = observer.jobs()
         now = round(time.monotonic() - control.started, 2)
-        unconfirmed = scenario.interruption and not any(j.get("interruptions") for j in jobs.values())
+        workers_interrupted = any(j.get("interruptions") for k, j in jobs.items() if k != gang.JOB_ID)
+        unconfirmed = scenario.interruption and not workers_interrupted
         if unconfirmed and now - scenario.interruption["t"] > 5:  # its job had just ended: nothing was interrupted
             say("    (that worker had just finished its job; interrupting another one)")
             scenario.interruption = {}
@@ -203,6 +210,8 @@ def play(scenario: Scenario, observer: Observer, plays: Plays, endpoint: str, sa
             arn = _maybe_interrupt(control, busy_since, scenario.interrupt_after_s, say)
             if arn:
                 scenario.interruption = {"t": now, "task_arn": arn}
+        if not scenario.gang_interruption:
+            scenario.gang_interruption = gang.maybe_interrupt(control, jobs.get(gang.JOB_ID), say)
         done = all(str(jobs.get(j, {}).get("state")) in TERMINAL for j in scenario.job_ids)
         if done and sample["desired"] == 0 and control.ecs.live_count() == 0 and observer.max_desired > 0:
             return
@@ -219,13 +228,21 @@ def _maybe_interrupt(
         if not control.agent.protected(task.task_id):
             busy_since.pop(task.task_id, None)
             continue
-        if now - busy_since.setdefault(task.task_id, now) >= after_s:
+        if now - busy_since.setdefault(task.task_id, now) >= after_s and _checkpointed(task.log_path):
             say(
                 f"==> Spot interruption: task {task.task_id[:8]} (busy worker on FARGATE_SPOT) gets SIGTERM + the event"
             )
             control.ecs.interrupt(task.arn)
             return task.arn
     return None
+
+
+def _checkpointed(log: Path | None) -> bool:
+    """The worker's current job has logged a checkpointed step (so an interruption has something to resume):
+    under load a job may still be at step 0 after ``interrupt_after_s``."""
+    text = log.read_text(errors="replace") if log and log.exists() else ""
+    current = max(text.rfind(": starting at step"), text.rfind(": resumed from step"))
+    return current >= 0 and "] step " in text[current:]
 
 
 def run(scenario: Scenario, out: Path, say: Callable[[str], None] = print) -> dict[str, Any]:
@@ -272,10 +289,13 @@ def run(scenario: Scenario, out: Path, say: Callable[[str], None] = print) -> di
             f"{len(plays.alarms)} queue alarms, {len(plays.sources)} SQS event source"
         )
         observer = Observer(control, plays, endpoint)
+        finished = False
         try:
             play(scenario, observer, plays, endpoint, say)
+            finished = True
         finally:  # a failed run leaves its record too, to show how far it got
-            record = report.record(scenario, plays, control, observer, wall_s=time.monotonic() - began)
+            wall_s = time.monotonic() - began
+            record = report.record(scenario, plays, control, observer, wall_s=wall_s, finished=finished)
             report.write(record, out)
         control.ecs.ship_logs()
         interrupted = [j["job_id"] for j in record["jobs"] if j["interruptions"]]

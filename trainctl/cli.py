@@ -73,6 +73,7 @@ def build_parser() -> Parser:
     spec.add_argument("--cpu", type=_int, help="vCPU units (Fargate sizes: 256 ... 16384)")
     spec.add_argument("--memory", type=_int, help="MiB (valid for the cpu size)")
     spec.add_argument("--gpu", type=_int)
+    spec.add_argument("--nodes", type=_int, help="ranks of a distributed job (needs --dedicated; one task per rank)")
     spec.add_argument("--env", action="append", default=[], metavar="K=V", help="environment variable (repeatable)")
     spec.add_argument("--tag", action="append", default=[], metavar="K=V", help="tag (repeatable)")
     spec.add_argument("--max-attempts", type=_int)
@@ -83,6 +84,7 @@ def build_parser() -> Parser:
     spot.add_argument("--spot", dest="spot", action="store_const", const=True, help="allow Spot (default)")
     spot.add_argument("--no-spot", dest="spot", action="store_const", const=False, help="on-demand only")
     spec.add_argument("--dedicated", action="store_const", const=True, help="one task per job (dispatch queue)")
+    spec.add_argument("--array", type=_int, metavar="N", help="an array job: N children (TRAIN_ARRAY_INDEX 0..N-1)")
     _wait_options(submit)
 
     status = commands.add_parser("status", parents=[common], help="show one job")
@@ -92,6 +94,10 @@ def build_parser() -> Parser:
     listing = commands.add_parser("list", parents=[common], help="list jobs (a table)")
     listing.add_argument("--state", type=_state, help=f"one of {', '.join(STATES)}")
     listing.add_argument("--limit", type=_int, default=50, help="at most this many jobs (default 50)")
+    listing.add_argument("--parent", metavar="JOB_ID", help="the children of an array job or sweep")
+
+    explain = commands.add_parser("explain", parents=[common], help="why a job is waiting (or how it ended)")
+    explain.add_argument("job_id")
 
     cancel = commands.add_parser("cancel", parents=[common], help="cancel a job (stops its task)")
     cancel.add_argument("job_id")
@@ -156,6 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "status": commands.status,
             "list": commands.list_jobs,
             "cancel": commands.cancel,
+            "explain": commands.explain_job,
             "logs": commands.logs,
             "dlq": commands.dlq,
         }[args.command]

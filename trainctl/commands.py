@@ -16,14 +16,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from common.arrays import is_parent
 from common.errors import FieldError, JobSpecInvalid, JobStateConflict
 from common.jobspec import JobSpec, derive_job_id, guess_job_id, parse_job_spec
 from common.messages import JOB_ID, REASON
 from common.states import ACTIVE, WAITING, JobState
 from common.store import JobRecord, JobStore
+from common.sweep import expand, size_of
 from common.timeutil import utcnow
 from trainctl.errors import TrainctlError, aws_call
+from trainctl.explain import explain, gather
 from trainctl.resources import Session
+from trainctl.sweeps import cancel_children, children_of, parent_fields, status_lines
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 QUEUES = {"worker": ("worker_queue_url", "worker_dlq_url"), "dispatch": ("dispatch_queue_url", "dispatch_dlq_url")}
@@ -97,11 +101,13 @@ def _pairs(values: Sequence[str], field: str, errors: list[FieldError]) -> dict[
 
 
 def _overrides(args: Any, errors: list[FieldError]) -> dict[str, Any]:
-    fields = ("job_id", "name", "image", "cpu", "memory", "gpu", "max_attempts", "timeout_seconds", "priority")
+    fields = ("job_id", "name", "image", "cpu", "memory", "gpu", "nodes", "max_attempts", "timeout_seconds", "priority")
     found: dict[str, Any] = {name: getattr(args, name) for name in fields if getattr(args, name) is not None}
     for name in ("checkpoint_uri", "spot", "dedicated"):
         if getattr(args, name) is not None:
             found[name] = getattr(args, name)
+    if args.array is not None:
+        found["array"] = {"size": args.array}
     if args.command_line is not None:
         text = args.command_line.strip()
         try:
@@ -138,7 +144,10 @@ def build_specs(args: Any) -> list[JobSpec]:
             merged["job_id"] = new_job_id(merged.get("name") if isinstance(merged.get("name"), str) else None)
         prefix = f"jobs[{index}]." if len(documents) > 1 else ""
         try:
-            specs.append(parse_job_spec(merged))
+            spec = parse_job_spec(merged)
+            if size_of(spec):
+                expand(spec)  # every child must be valid too
+            specs.append(spec)
         except JobSpecInvalid as exc:
             errors.extend(FieldError(prefix + e.field, e.message) for e in exc.errors)
     if errors:
@@ -160,7 +169,7 @@ def submit(session: Session, args: Any, out: IO[str]) -> int:
     store, sqs = _store(session), session.client("sqs")
     submitted: list[dict[str, str]] = []
     for spec in specs:
-        job_id, queue = str(spec.job_id), "dispatch" if spec.dedicated else "worker"
+        job_id, queue = str(spec.job_id), "dispatch" if spec.dedicated or size_of(spec) else "worker"
         queue_url = session.get(QUEUES[queue][0])
         body = spec.to_json()
         created, existing = aws_call(
@@ -172,6 +181,7 @@ def submit(session: Session, args: Any, out: IO[str]) -> int:
             now=utcnow(),
             spec=body,
             queue=queue,
+            **parent_fields(spec),
         )
         if not created:
             raise TrainctlError(
@@ -255,8 +265,9 @@ def status(session: Session, args: Any, out: IO[str]) -> int:
     record = _get(session, args.job_id)
     if args.wait:  # exit code says whether it SUCCEEDED
         return _wait(session, args, out, [record.job_id])
+    facts = gather(session, _store(session), record.job_id, utcnow())
     if args.json:
-        _print_json(out, record_json(record))
+        _print_json(out, {**record_json(record), "why": explain(facts)})
         return EXIT_OK
     command = ""
     if record.spec:
@@ -280,11 +291,24 @@ def status(session: Session, args: Any, out: IO[str]) -> int:
     for label, value in rows:
         if value not in (None, ""):
             out.write(f"{label:<10} {value}\n")
+    out.writelines(status_lines(facts))
     out.write("history\n")
     for entry in record.history:
         move = f"{entry.get('from') or '-'} -> {entry.get('to')}"
         why = f"  {entry['reason']}" if entry.get("reason") else ""
         out.write(f"  {entry.get('at')}  {move}{why}\n")
+    return EXIT_OK
+
+
+def explain_job(session: Session, args: Any, out: IO[str]) -> int:
+    facts = gather(session, _store(session), args.job_id, utcnow())
+    if facts.record is None and facts.parent is None:
+        raise TrainctlError(f"job {args.job_id!r} not found")
+    why = explain(facts)
+    if args.json:
+        _print_json(out, {"job_id": args.job_id, "state": facts.record and facts.record.state.value, "why": why})
+    else:
+        out.write("".join(f"{line}\n" for line in why))
     return EXIT_OK
 
 
@@ -304,9 +328,12 @@ def list_jobs(session: Session, args: Any, out: IO[str]) -> int:
     store = _store(session)
     states = [JobState(args.state)] if args.state else list(JobState)
     records: list[JobRecord] = []
-    for state in states:
-        records.extend(aws_call("Query", lambda s=state: list(store.query_state(s))))
-    records.sort(key=lambda r: r.updated_at or "", reverse=True)
+    if args.parent:  # in index order
+        records = [r for r in children_of(store, args.parent) if r.state in states]
+    else:
+        for state in states:
+            records.extend(aws_call("Query", lambda s=state: list(store.query_state(s))))
+        records.sort(key=lambda r: r.updated_at or "", reverse=True)
     records = records[: max(0, args.limit)]
     if args.json:
         _print_json(out, [record_json(r) for r in records])
@@ -318,11 +345,12 @@ def list_jobs(session: Session, args: Any, out: IO[str]) -> int:
             str(r.attempt),
             r.queue or "",
             (r.updated_at or "")[:19].replace("T", " "),
+            f"{r.extra['cost_usd']:.4f}" if isinstance(r.extra.get("cost_usd"), int | float) else "",
             r.reason or "",
         ]
         for r in records
     ]
-    table(rows, ["JOB ID", "STATE", "ATTEMPT", "QUEUE", "UPDATED (UTC)", "REASON"], out)
+    table(rows, ["JOB ID", "STATE", "ATTEMPT", "QUEUE", "UPDATED (UTC)", "COST ($)", "REASON"], out)
     return EXIT_OK
 
 
@@ -339,6 +367,8 @@ def cancel(session: Session, args: Any, out: IO[str]) -> int:
         if conflict.current is None:
             raise TrainctlError(f"job {args.job_id!r} not found") from None
         raise TrainctlError(f"job {args.job_id} is already {conflict.current.state}: nothing to cancel") from None
+    if is_parent(record):
+        return cancel_children(store, record, utcnow(), lambda arn, why: _stop_task(session, arn, why), out)
     action: str
     if record.state in WAITING and record.launch_claim is None:
         try:
@@ -355,13 +385,7 @@ def cancel(session: Session, args: Any, out: IO[str]) -> int:
             record = conflict.current or record
             action = f"it started meanwhile ({record.state}); its {record.queue or ''} consumer stops it"
     elif record.state in ACTIVE and record.queue == "dispatch" and record.task_arn:
-        aws_call(
-            "StopTask",
-            session.client("ecs").stop_task,
-            cluster=session.get("cluster"),
-            task=record.task_arn,
-            reason=f"cancelled by trainctl (job {record.job_id})",
-        )
+        _stop_task(session, record.task_arn, f"cancelled by trainctl (job {record.job_id})")
         action = f"stopping task {record.task_arn}; the job becomes CANCELLED when it stops"
     elif record.state in ACTIVE:
         action = "the worker running it stops it at its next heartbeat; the job then becomes CANCELLED"
@@ -372,6 +396,11 @@ def cancel(session: Session, args: Any, out: IO[str]) -> int:
     else:
         out.write(f"{record.job_id}: {action}\n")
     return EXIT_OK
+
+
+def _stop_task(session: Session, task_arn: str, reason: str) -> None:
+    cluster = session.get("cluster")
+    aws_call("StopTask", session.client("ecs").stop_task, cluster=cluster, task=task_arn, reason=reason)
 
 
 # --- logs ---------------------------------------------------------------------------------------------------------

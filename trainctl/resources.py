@@ -36,6 +36,7 @@ RESOURCES: dict[str, Resource] = {
         Resource("dispatch_dlq_url", "DispatchDlqUrl", "dispatch DLQ"),
         Resource("jobs_table", "JobsTableName", "jobs table"),
         Resource("cluster", "ClusterName", "ECS cluster"),
+        Resource("worker_service", "WorkerServiceName", "worker service"),
         Resource("artifacts_bucket", "ArtifactsBucketName", "artifacts bucket"),
         Resource("training_log_group", "TrainingLogGroupName", "training tasks' log group"),
         Resource("worker_log_group", "WorkerLogGroupName", "workers' log group"),

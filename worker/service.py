@@ -31,12 +31,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import IO, Any
 
+from common.arrays import on_child_finished
 from common.errors import FieldError, JobSpecInvalid, JobStateConflict
 from common.jobspec import JobSpec, derive_job_id, guess_job_id, parse_job_spec
 from common.messages import JOB_ID, REASON, read_dispatch_attributes
 from common.retries import MAX_INTERRUPTIONS, after_failure, after_interruption
+from common.retry_rules import EXIT, Stop, evaluate
 from common.states import JobState
 from common.store import JobRecord, JobStore
+from common.sweep import array_environment, size_of
 from common.timeutil import parse_iso, utcnow
 from worker.process import Outcome, Result, supervise
 from worker.protection import ProtectionKeeper
@@ -45,6 +48,7 @@ from worker.settings import WorkerSettings
 log = logging.getLogger("worker")
 
 QUEUE_NAME = "worker"
+WORKER_OOM = "the job ran out of the worker's memory; submit it with dedicated: true and a larger `memory`"
 MAX_REASON_CHARS = 1000
 
 
@@ -57,6 +61,8 @@ def check_worker_queue(spec: JobSpec) -> None:
     errors = []
     if spec.dedicated:
         errors.append(FieldError("dedicated", "dedicated jobs belong on the dispatch queue, not the worker queue"))
+    if size_of(spec):
+        errors.append(FieldError("array", "array jobs and sweeps go to the dispatch queue (it enqueues the children)"))
     if spec.image != "default":
         errors.append(
             FieldError("image", f"the worker queue runs the worker image only; set dedicated: true for {spec.image!r}")
@@ -78,6 +84,7 @@ def job_environment(
         TRAIN_ATTEMPT=str(attempt),
         TRAIN_CHECKPOINT_URI=spec.checkpoint_uri or f"s3://{bucket}/jobs/{job_id}/checkpoints/",
         TRAIN_ARTIFACTS_URI=f"s3://{bucket}/jobs/{job_id}/",
+        **array_environment(spec),
     )
     return env
 
@@ -415,6 +422,11 @@ class Worker:
             state, delay, extra = JobState.FAILED, None, {}
         elif outcome == Outcome.NOT_STARTED:
             state, reason, delay, extra = JobState.FAILED, f"{result.detail}; not retried", None, {}
+        elif (
+            rule := evaluate(spec.retry_rules, Stop(code, None, result.detail), oom_advice=WORKER_OOM)
+        ).action == EXIT:
+            state, delay, extra = JobState.FAILED, None, {"failures": job.failures + 1}
+            reason = f"attempt {job.attempt} failed with {result.detail}; {rule.why}"
         else:
             base_delay = self.settings.retry_delay_seconds
             failed = after_failure(job.failures, spec.max_attempts, base_delay_seconds=base_delay)
@@ -432,7 +444,7 @@ class Worker:
                     f"({failed.count} of max_attempts={spec.max_attempts} failures)"
                 )
         try:
-            self.store.transition(
+            finished = self.store.transition(
                 job.job_id,
                 state,
                 expected_states=JobState.RUNNING,
@@ -445,6 +457,9 @@ class Worker:
         except JobStateConflict as conflict:
             log.error("job %s attempt %d: could not record %s (%s)", job.job_id, job.attempt, state, conflict)
             return
+        if finished.terminal:
+            with contextlib.suppress(Exception):  # the task-events reconcile pass settles a parent left behind
+                on_child_finished(self.store, finished, self.clock())
         if delay is None:
             self._delete(message)
         else:

@@ -6,7 +6,7 @@ boto3 is imported on first use, never at module import (cold-start budget); each
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from common.errors import AwsCallError, RequestRejected, Throttled, TransientAwsError
@@ -106,3 +106,20 @@ class SqsSender:
                 raise
             raise error from exc
         return str(response["MessageId"])
+
+    def send_batch(self, queue_url: str, bodies: Sequence[tuple[str, str]]) -> None:
+        """SendMessageBatch of up to 10 (entry id, body) pairs; any entry SQS refused raises TransientAwsError
+        (the caller repeats the batch: consumers are idempotent on the job id)."""
+        try:
+            response = self._sqs.send_message_batch(
+                QueueUrl=queue_url, Entries=[{"Id": entry, "MessageBody": body} for entry, body in bodies]
+            )
+        except Exception as exc:
+            error = translate("SendMessageBatch", exc)
+            if error is None:
+                raise
+            raise error from exc
+        failed = response.get("Failed") or []
+        if failed:
+            detail = "; ".join(f"{f.get('Id')}: {f.get('Code')} {f.get('Message', '')}".strip() for f in failed)
+            raise TransientAwsError("SendMessageBatch", "PartialFailure", detail)

@@ -17,6 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import PydanticCustomError
 
 from common.errors import FieldError, JobSpecInvalid
+from common.retry_rules import RetryRules
+from common.sweep import ArraySpec, SweepSpec, array_errors
+from common.waiting import MaxWait, max_wait_errors
 
 JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 IMAGE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -25,7 +28,7 @@ TAG_TEXT_PATTERN = re.compile(r"^[\w .:/=+@-]*$")
 S3_URI_PATTERN = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\s]*)?$"
 
 RESERVED_ENV_PREFIXES = ("AWS_", "ECS_", "TRAIN_")
-RESERVED_TAG_KEYS = frozenset({"job-id", "attempt"})
+RESERVED_TAG_KEYS = frozenset({"job-id", "attempt", "rank"})
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_COMMAND_ARGS = 64
@@ -36,6 +39,8 @@ MAX_ENV_CHARS = 4096
 MAX_TAGS = 20
 """ECS allows 50 tags per task; the system adds its own."""
 MAX_GPUS = 8
+MAX_NODES = 64
+"""Hard bound on a gang's ranks; a deployment sets its own, lower maximum (`autoscaler.max_nodes`)."""
 
 # Valid Fargate task sizes: cpu units -> allowed memory (MiB). From the Fargate "task CPU and memory" table.
 FARGATE_MEMORY: dict[int, tuple[int, ...]] = {
@@ -48,6 +53,20 @@ FARGATE_MEMORY: dict[int, tuple[int, ...]] = {
     16384: tuple(range(32768, 122880 + 1, 8192)),
 }
 
+
+_ARRAY_WAIT_FIELDS = (
+    "array",
+    "sweep",
+    "job_id",
+    "parent_id",
+    "array_index",
+    "environment",
+    "max_wait",
+    "dedicated",
+    "spot",
+    "gpu",
+)
+"""Fields the array/sweep and max_wait cross-field rules read (common.sweep, common.waiting)."""
 
 CROSS_FIELD = "cross_field"
 """Kind of the model-level error; parse_job_spec reports these rules per field itself (see _resource_errors)."""
@@ -85,6 +104,18 @@ class JobSpec(BaseModel):
     priority: Annotated[int, Field(ge=0, le=9)] = 5
     tags: dict[str, str] = Field(default_factory=dict)
     checkpoint_uri: Annotated[str, Field(pattern=S3_URI_PATTERN, max_length=1024)] | None = None
+    nodes: Annotated[int, Field(ge=1, le=MAX_NODES)] = 1
+    """Ranks of a distributed job: N tasks started together (see common.gang)."""
+    array: ArraySpec | None = None
+    sweep: SweepSpec | None = None
+    """An array job / a sweep: a parent with N children (see common.sweep)."""
+    parent_id: Annotated[str, Field(pattern=JOB_ID_PATTERN)] | None = None
+    array_index: Annotated[int, Field(ge=0, lt=10_000)] | None = None
+    """Set by the system on the children of an array job or sweep."""
+    retry_rules: RetryRules = Field(default_factory=list)
+    """Ordered rules on exit code / stop code / reason: RETRY or EXIT (see common.retry_rules)."""
+    max_wait: MaxWait | None = None
+    """Time from submission to start, then ON_DEMAND fallback or FAIL (see common.waiting)."""
 
     @field_validator("command")
     @classmethod
@@ -147,8 +178,17 @@ class JobSpec(BaseModel):
 
     @model_validator(mode="after")
     def _resources(self) -> JobSpec:
-        errors = _resource_errors(self.model_dump(include={"cpu", "memory", "gpu", "dedicated"}), invalid=set())
+        errors = _resource_errors(
+            self.model_dump(include={"cpu", "memory", "gpu", "dedicated", "nodes"}), invalid=set()
+        )
         if errors:
+            raise _custom(CROSS_FIELD, "; ".join(str(e) for e in errors))
+        return self
+
+    @model_validator(mode="after")
+    def _arrays_and_waits(self) -> JobSpec:
+        values = {name: getattr(self, name) for name in _ARRAY_WAIT_FIELDS}
+        if errors := array_errors(values, invalid=()) + max_wait_errors(values, invalid=()):
             raise _custom(CROSS_FIELD, "; ".join(str(e) for e in errors))
         return self
 
@@ -200,6 +240,7 @@ class Deployment:
     images: Collection[str]
     gpu_images: Collection[str] = ()
     gpu_enabled: bool = False
+    max_nodes: int = MAX_NODES
 
 
 def parse_job_spec(document: str | bytes | Mapping[str, Any], deployment: Deployment | None = None) -> JobSpec:
@@ -259,10 +300,22 @@ def _resource_errors(values: Mapping[str, Any], invalid: Collection[str]) -> lis
         errors.append(
             FieldError("gpu", "GPU jobs must set dedicated=true (queue workers run on Fargate, which has no GPUs)")
         )
-    return errors
+    if (_valid(values, "nodes", 1, invalid) or 1) > 1 and _valid(values, "dedicated", False, invalid) is False:
+        errors.append(FieldError("nodes", "distributed jobs (nodes > 1) must set dedicated=true (one task per rank)"))
+    return errors + array_errors(values, invalid) + max_wait_errors(values, invalid)
 
 
 def _deployment_errors(values: Mapping[str, Any], deployment: Deployment, invalid: Collection[str]) -> list[FieldError]:
+    nodes = _valid(values, "nodes", 1, invalid)
+    errors = []
+    if nodes is not None and nodes > deployment.max_nodes:
+        errors.append(
+            FieldError("nodes", f"{nodes} ranks requested; this deployment allows at most {deployment.max_nodes}")
+        )
+    return errors + _image_errors(values, deployment, invalid)
+
+
+def _image_errors(values: Mapping[str, Any], deployment: Deployment, invalid: Collection[str]) -> list[FieldError]:
     gpu, image = _valid(values, "gpu", 0, invalid), _valid(values, "image", "default", invalid)
     if gpu and not deployment.gpu_enabled:
         return [

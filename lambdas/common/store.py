@@ -28,6 +28,7 @@ class DynamoDBClient(Protocol):
     def update_item(self, **kwargs: Any) -> Mapping[str, Any]: ...
     def get_item(self, **kwargs: Any) -> Mapping[str, Any]: ...
     def query(self, **kwargs: Any) -> Mapping[str, Any]: ...
+    def batch_get_item(self, **kwargs: Any) -> Mapping[str, Any]: ...
 
 
 # --- a tiny DynamoDB attribute-value codec (str, int, float, bool, None, list, dict) ---------------
@@ -429,6 +430,31 @@ class JobStore:
         non_terminal = [s for s in JobState if s not in TERMINAL]
         update.expect_states(non_terminal)
         return self._update(job_id, update, "a non-terminal state")
+
+    def get_many(self, job_ids: Collection[str]) -> dict[str, JobRecord]:
+        """Records by job id (BatchGetItem, 100 keys per call, consistent reads); missing ids are absent."""
+        found: dict[str, JobRecord] = {}
+        ids = list(dict.fromkeys(job_ids))
+        for start in range(0, len(ids), 100):
+            keys: dict[str, Any] = {
+                self._table: {"Keys": [{"pk": {"S": i}} for i in ids[start : start + 100]], "ConsistentRead": True}
+            }
+            while keys:
+                response = self._client.batch_get_item(RequestItems=keys)
+                for item in response.get("Responses", {}).get(self._table, []):
+                    record = JobRecord.from_item(item)
+                    found[record.job_id] = record
+                keys = dict(response.get("UnprocessedKeys") or {})
+        return found
+
+    def add_to(self, job_id: str, attr: str, amount: int, *, now: datetime) -> JobRecord:
+        """Atomically add `amount` to a number attribute (created at 0) of an existing job."""
+        update = _Update()
+        update.set("updated_at", iso(now))
+        update.sets.append(
+            f"{update.name(attr)} = if_not_exists({update.name(attr)}, {update.value(0)}) + {update.value(amount)}"
+        )
+        return self._update(job_id, update, "an existing job")
 
     def _update(self, job_id: str, update: _Update, expected: str) -> JobRecord:
         try:

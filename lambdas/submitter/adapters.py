@@ -55,5 +55,18 @@ class EcsAdapter:
         provider = tasks[0].get("capacityProviderName") if tasks else None
         return str(arns[0]), provider
 
+    def list_started_by(self, started_by: str) -> list[str]:
+        arns: list[str] = []
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"cluster": self._cluster, "startedBy": started_by}
+            if token:
+                kwargs["nextToken"] = token
+            response = _call("ListTasks", self._ecs.list_tasks, **kwargs)
+            arns += [str(arn) for arn in response.get("taskArns", [])]
+            token = response.get("nextToken")
+            if not token:
+                return arns
+
     def stop_task(self, task_arn: str, reason: str) -> None:
         _call("StopTask", self._ecs.stop_task, cluster=self._cluster, task=task_arn, reason=reason[:255])

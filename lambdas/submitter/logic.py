@@ -16,6 +16,7 @@ from common.ecs import CONTAINER_NAME, FARGATE, FARGATE_SPOT, is_capacity_reason
 from common.jobspec import JobSpec
 from common.states import ACTIVE, WAITING
 from common.store import JobRecord
+from common.sweep import array_environment
 from common.timeutil import parse_iso
 
 LAUNCH_LEASE_SECONDS = 300
@@ -175,6 +176,7 @@ def plan_launch(spec: JobSpec, *, attempt: int, prefer_on_demand: bool, config: 
         "TRAIN_ATTEMPT": str(attempt),
         "TRAIN_CHECKPOINT_URI": spec.default_checkpoint_uri(config.artifacts_bucket),
         "TRAIN_ARTIFACTS_URI": f"s3://{config.artifacts_bucket}/jobs/{job_id}/",
+        **array_environment(spec),
     }
     # The trainer container gets the job's size too: the task definition sets its memory (hard limit), which
     # would otherwise cap a bigger job whatever the task-level override says.

@@ -19,7 +19,7 @@ claim. Any other error (unknown outcome) keeps the claim and fails the record, s
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -27,12 +27,16 @@ from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
 
+from common import waiting
+from common.arrays import on_child_finished
 from common.errors import JobSpecInvalid, JobStateConflict, RequestRejected, Throttled, TransientAwsError
 from common.jobspec import Deployment, JobSpec, derive_job_id, guess_job_id, parse_job_spec
 from common.messages import JOB_ID, REASON, DispatchAttributes, dispatch_attributes, read_dispatch_attributes
 from common.states import WAITING, JobState
 from common.store import JobRecord, JobStore
 from common.timeutil import iso
+from submitter.fanout import fan_out, hold_for_spot, is_parent_spec
+from submitter.gang import GangLaunched, GangRefused, GangWaiting, launch_gang, stop_started_by
 from submitter.logic import (
     CancelWaiting,
     Defer,
@@ -66,6 +70,9 @@ class Outcome(StrEnum):
     SKIPPED = "DuplicatesSkipped"
     CANCELLED = "JobsCancelled"
     LAUNCH_ERROR = "LaunchErrors"
+    EXPIRED = "JobsMaxWaitFailed"
+    FANNED_OUT = "ArrayChildrenEnqueued"
+    FAN_OUT_CONTINUED = "ArrayFanOutContinued"
 
 
 class EcsPort(Protocol):
@@ -83,11 +90,17 @@ class EcsPort(Protocol):
 
     def stop_task(self, task_arn: str, reason: str) -> None: ...
 
+    def list_started_by(self, started_by: str) -> list[str]:
+        """ARNs of every task with desired status RUNNING started by `started_by` (the ranks of a gang)."""
+        ...
+
 
 class QueuePort(Protocol):
     def send(
         self, queue_url: str, body: str, attributes: Mapping[str, Mapping[str, str]], *, delay_seconds: int = 0
     ) -> str: ...
+
+    def send_batch(self, queue_url: str, bodies: Sequence[tuple[str, str]]) -> None: ...
 
 
 @dataclass
@@ -124,7 +137,8 @@ class Capacity:
         self._active: int | None = None
         self._error: str | None = None
 
-    def room(self) -> tuple[bool, str]:
+    def room(self, tasks: int = 1) -> tuple[bool, str]:
+        """Whether `tasks` more training tasks fit (a gang counts all its ranks)."""
         if self._active is None and self._error is None:
             try:
                 self._active = self._ecs.count_active(self._families)
@@ -132,13 +146,14 @@ class Capacity:
                 self._error = f"waiting: could not count active tasks ({exc})"
         if self._active is None:
             return False, self._error or "waiting: active task count unknown"
-        if self._active >= self._maximum:
-            return False, cap_reason(self._active, self._maximum)
+        if self._active + tasks > self._maximum:
+            needs = f"; this job needs {tasks}" if tasks > 1 else ""
+            return False, cap_reason(self._active, self._maximum) + needs
         return True, ""
 
-    def took_one(self) -> None:
+    def took(self, tasks: int) -> None:
         if self._active is not None:
-            self._active += 1
+            self._active += tasks
 
 
 class Batch:
@@ -154,6 +169,7 @@ class Batch:
             images=settings.task_definitions.keys(),
             gpu_images=settings.gpu_task_definitions.keys(),
             gpu_enabled=settings.gpu_enabled,
+            max_nodes=settings.max_nodes,
         )
 
     # -- entry point -----------------------------------------------------------------------------
@@ -167,6 +183,8 @@ class Batch:
         if spec.job_id is None:
             spec = spec.model_copy(update={"job_id": derive_job_id(message.message_id)})
         job_id = str(spec.job_id)
+        if is_parent_spec(spec):  # an array job or sweep: enqueue its children (submitter.fanout)
+            return Outcome(self._fan_out(spec, lambda why: self._reject(message, why, attempt=1, job_id=job_id)))
         try:
             plan = plan_launch(
                 spec, attempt=meta.attempt, prefer_on_demand=meta.prefer_on_demand, config=self._launch_config
@@ -177,10 +195,21 @@ class Batch:
 
     # -- paths -----------------------------------------------------------------------------------
 
+    def _fan_out(self, spec: JobSpec, reject: Callable[[str], str]) -> str:
+        return fan_out(
+            spec,
+            store=self._ports.store,
+            queues=self._ports.queues,
+            clock=self._ports.clock,
+            dispatch_queue_url=self._settings.dispatch_queue_url,
+            worker_queue_url=self._settings.worker_queue_url,
+            reject=reject,
+        )
+
     def _dispatch(self, message: Message, meta: DispatchAttributes, spec: JobSpec, plan: LaunchPlan) -> Outcome:
         ports, now = self._ports, self._ports.clock()
         job_id = plan.job_id
-        room, room_reason = self.capacity.room()
+        room, room_reason = self.capacity.room(spec.nodes)
         claim = f"{self._claim_prefix}:{message.message_id}"
         created, job = ports.store.create_if_absent(
             job_id,
@@ -193,6 +222,7 @@ class Batch:
             launch_claim=claim if room else None,
             launch_claimed_at=iso(now) if room else None,
         )
+        plan = hold_for_spot(plan, spec, job, now)
         if created:
             if room:
                 return self._launch(job, plan, claim, meta, spec, takeover=False)
@@ -200,6 +230,9 @@ class Batch:
         prefer = meta.prefer_on_demand or bool(job.extra.get("prefer_on_demand"))
         if prefer != meta.prefer_on_demand:
             plan = plan_launch(spec, attempt=meta.attempt, prefer_on_demand=prefer, config=self._launch_config)
+        plan = hold_for_spot(plan, spec, job, now)
+        if waiting.expired(spec, job, now) == waiting.FAIL and job.launch_claim is None and not job.terminal:
+            return self._finish_waiting(job, JobState.FAILED, waiting.expiry_reason(spec, job))
         decision = decide(job=job, message_attempt=meta.attempt, now=now, room=room, room_reason=room_reason)
         if isinstance(decision, Skip):
             logger.info("duplicate or stale message skipped", extra={"job_id": job_id, "reason": decision.reason})
@@ -225,6 +258,8 @@ class Batch:
         self, job: JobRecord, plan: LaunchPlan, claim: str, meta: DispatchAttributes, spec: JobSpec, *, takeover: bool
     ) -> Outcome:
         ports = self._ports
+        if spec.nodes > 1:
+            return self._launch_gang(job, plan, claim, meta, spec, takeover=takeover)
         if takeover:
             found = ports.ecs.find_task_started_by(plan.job_id)
             if found is not None:
@@ -265,9 +300,36 @@ class Batch:
         self._release(job, claim, _deferred_reason(reason, backoff_seconds(meta.deferrals, job.job_id)))
         return self._defer(job, meta, spec, reason, annotate=False)
 
-    def _record_dispatched(self, job: JobRecord, claim: str, launched: Launched, note: str | None) -> Outcome:
+    def _launch_gang(
+        self, job: JobRecord, plan: LaunchPlan, claim: str, meta: DispatchAttributes, spec: JobSpec, *, takeover: bool
+    ) -> Outcome:
+        """A distributed job: all its ranks on one capacity provider, or none (submitter.gang)."""
+        ecs, delay = self._ports.ecs, backoff_seconds(meta.deferrals, job.job_id)
+        if takeover:
+            stopped = stop_started_by(ecs, plan.job_id, "relaunching a gang whose launch was interrupted")
+            logger.warning("took over a gang launch", extra={"job_id": job.job_id, "stopped_tasks": stopped})
+            room, room_reason = self.capacity.room(spec.nodes)
+            if not room:
+                self._release(job, claim, _deferred_reason(room_reason, delay))
+                return self._defer(job, meta, spec, room_reason, annotate=False)
+        outcome = launch_gang(ecs, plan, nodes=spec.nodes, jobs_table=self._settings.table_name, claim=claim)
+        if isinstance(outcome, GangLaunched):
+            note = "; ".join((*outcome.notes, f"launched on {outcome.provider}")) if outcome.notes else None
+            arns = outcome.task_arns
+            launched = Launched(arns[0], outcome.provider)
+            return self._record_dispatched(job, claim, launched, note, tasks=len(arns), gang_tasks=list(arns))
+        if isinstance(outcome, GangRefused):
+            return self._launch_error(job, claim, outcome.reason, spec)
+        if isinstance(outcome, GangWaiting):
+            self._release(job, claim, _deferred_reason(outcome.reason, delay))
+            return self._defer(job, meta, spec, outcome.reason, annotate=False)
+        return self._defer(job, meta, spec, outcome.reason)  # outcome unknown: the claim stays, see the docstring
+
+    def _record_dispatched(
+        self, job: JobRecord, claim: str, launched: Launched, note: str | None, *, tasks: int = 1, **fields: Any
+    ) -> Outcome:
         ports = self._ports
-        self.capacity.took_one()
+        self.capacity.took(tasks)
         try:
             record = ports.store.transition(
                 job.job_id,
@@ -284,6 +346,8 @@ class Batch:
                 exit_code=None,
                 stopped_reason=None,
                 queue="dispatch",
+                rendezvous=None,
+                **fields,
             )
         except JobStateConflict as conflict:
             # Our lease expired (an invocation slower than LAUNCH_LEASE_SECONDS) and another consumer took
@@ -350,10 +414,14 @@ class Batch:
         return Outcome.LAUNCH_ERROR
 
     def _cancel(self, job: JobRecord, reason: str) -> Outcome:
+        return self._finish_waiting(job, JobState.CANCELLED, reason)
+
+    def _finish_waiting(self, job: JobRecord, state: JobState, reason: str) -> Outcome:
+        """End a job that never got a task (cancelled, or past its max_wait), and count it on its parent."""
         try:
-            self._ports.store.transition(
+            ended = self._ports.store.transition(
                 job.job_id,
-                JobState.CANCELLED,
+                state,
                 expected_states=job.state,
                 expected_attempt=job.attempt,
                 now=self._ports.clock(),
@@ -361,7 +429,8 @@ class Batch:
             )
         except JobStateConflict:
             return Outcome.SKIPPED
-        return Outcome.CANCELLED
+        on_child_finished(self._ports.store, ended, self._ports.clock())
+        return Outcome.CANCELLED if state == JobState.CANCELLED else Outcome.EXPIRED
 
     def _reject(self, message: Message, reason: str, *, attempt: int, job_id: str | None = None) -> Outcome:
         """DLQ first (with the reason), then the REJECTED record: a crash in between re-runs both (a duplicate

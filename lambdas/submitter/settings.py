@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from common.errors import ConfigError
+from common.jobspec import MAX_NODES
 from common.settings import Env
 
 
@@ -24,6 +25,10 @@ class SubmitterSettings:
     security_group_ids: tuple[str, ...]
     max_concurrent_tasks: int
     artifacts_bucket: str
+    worker_queue_url: str
+    """Where the children of a non-dedicated array job or sweep go (empty: such jobs are rejected)."""
+    max_nodes: int
+    """Most ranks a distributed job may ask for (JobSpec.nodes)."""
 
     @property
     def gpu_enabled(self) -> bool:
@@ -56,6 +61,8 @@ class SubmitterSettings:
             security_group_ids=env.csv("SECURITY_GROUP_IDS"),
             max_concurrent_tasks=env.integer("MAX_CONCURRENT_TASKS", minimum=1, maximum=10_000),
             artifacts_bucket=env.text("ARTIFACTS_BUCKET"),
+            worker_queue_url=environ.get("WORKER_QUEUE_URL", "").strip(),
+            max_nodes=env.integer("MAX_NODES", minimum=1, maximum=MAX_NODES),
         )
 
 

@@ -30,5 +30,16 @@ class EcsAdapter:
         response = _call("DescribeTasks", self._ecs.describe_tasks, cluster=self._cluster, tasks=list(task_arns))
         return {str(task["taskArn"]): task for task in response.get("tasks", [])}
 
+    def list_running_task_arns(self) -> list[str]:
+        """ListTasks with desired status RUNNING, every page (100 tasks per call)."""
+        arns: list[str] = []
+        kwargs: dict[str, Any] = {"cluster": self._cluster, "desiredStatus": "RUNNING"}
+        while True:
+            response = _call("ListTasks", self._ecs.list_tasks, **kwargs)
+            arns += [str(arn) for arn in response.get("taskArns", [])]
+            if not response.get("nextToken"):
+                return arns
+            kwargs["nextToken"] = response["nextToken"]
+
     def stop_task(self, task_arn: str, reason: str) -> None:
         _call("StopTask", self._ecs.stop_task, cluster=self._cluster, task=task_arn, reason=reason[:255])

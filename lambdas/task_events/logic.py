@@ -15,6 +15,7 @@ from common import retries
 from common.ecs import CONTAINER_NAME, is_capacity_reason
 from common.jobspec import JobSpec
 from common.retries import MAX_INTERRUPTIONS
+from common.retry_rules import EXIT, Stop, evaluate, memory_advice
 from common.states import ACTIVE, JobState
 from common.store import JobRecord
 from common.timeutil import iso, parse_iso
@@ -208,6 +209,10 @@ def decide_stopped(job: JobRecord, spec: JobSpec, task: TaskView, *, now: dateti
         return Finish(JobState.CANCELLED, f"task stopped by a user ({what})", task.exit_code)
     if essential_exit_ok:
         return Finish(JobState.SUCCEEDED, None, 0)
+    reasons = "; ".join(r for r in (task.stopped_reason, task.container_reason) if r) or None
+    rule = evaluate(spec.retry_rules, Stop(task.exit_code, task.stop_code, reasons), oom_advice=memory_advice(spec))
+    if rule.action == EXIT:
+        return Finish(JobState.FAILED, f"attempt {job.attempt} failed ({what}); {rule.why}", task.exit_code)
     return after_failure(job, spec, what, task.exit_code)
 
 

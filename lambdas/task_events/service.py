@@ -18,10 +18,13 @@ from typing import Any, Protocol
 from aws_lambda_powertools import Logger
 
 from common.errors import JobSpecInvalid, JobStateConflict
+from common.gang import gang_tasks, is_gang_task
 from common.jobspec import JOB_ID_PATTERN, JobSpec, parse_job_spec
 from common.messages import dispatch_attributes
 from common.states import JobState
 from common.store import JobRecord, JobStore
+from task_events.accounting import after_terminal, attempt_fields, housekeeping
+from task_events.gang_service import GangEvents
 from task_events.logic import (
     Action,
     Finish,
@@ -50,6 +53,10 @@ class EcsPort(Protocol):
         ...
 
     def stop_task(self, task_arn: str, reason: str) -> None: ...
+
+    def list_running_task_arns(self) -> list[str]:
+        """Every task of the cluster with desired status RUNNING."""
+        ...
 
 
 class QueuePort(Protocol):
@@ -80,6 +87,7 @@ class TaskEvents:
     def __init__(self, ports: Ports, settings: TaskEventsSettings) -> None:
         self._ports = ports
         self._settings = settings
+        self._gangs = GangEvents(store=ports.store, ecs=ports.ecs, clock=ports.clock, apply=self._apply)
 
     # -- ECS Task State Change -------------------------------------------------------------------
 
@@ -94,6 +102,9 @@ class TaskEvents:
             summary.add("NotAJob")  # e.g. a worker-service task, startedBy "ecs-svc/..."
             return summary
         task = TaskView.from_ecs(detail)
+        if is_gang_task(detail):
+            summary.add(self._gangs.on_task(job_id, task))
+            return summary
         summary.add(self._settle(job_id, lambda job, spec, now: decide_task(job, spec, task, now=now), task))
         return summary
 
@@ -109,6 +120,8 @@ class TaskEvents:
             for job in store.query_state(state, queue="dispatch")
             if job.task_arn
         ]
+        gangs = [job.job_id for job in jobs if gang_tasks(job.extra)]
+        jobs = [job for job in jobs if not gang_tasks(job.extra)]
         tasks: dict[str, Mapping[str, Any]] = {}
         arns = [str(job.task_arn) for job in jobs]
         for start in range(0, len(arns), DESCRIBE_BATCH):
@@ -128,6 +141,10 @@ class TaskEvents:
                     reason=f"{job.reason or 'retrying'} (dispatch message re-sent by reconcile)",
                 )
             summary.add("RetryResent")
+        for name, count in self._gangs.reconcile(gangs, known=arns).items():
+            summary.counts[name] = summary.counts.get(name, 0) + count
+        for name, count in housekeeping(store, now).items():
+            summary.counts[name] = summary.counts.get(name, 0) + count
         return summary
 
     # -- applying decisions ----------------------------------------------------------------------
@@ -187,7 +204,7 @@ class TaskEvents:
             # StopTask first: if we die before the FAILED write, the next pass stops (no-op) and fails it again.
             assert arn is not None
             self._ports.ecs.stop_task(arn, action.reason)
-            store.transition(
+            ended = store.transition(
                 job.job_id,
                 JobState.FAILED,
                 expected_states=job.state,
@@ -195,11 +212,13 @@ class TaskEvents:
                 expected_task_arn=arn,
                 now=now,
                 reason=action.reason,
+                **self._attempt_fields(job, spec, task, final=True),
             )
+            after_terminal(store, ended, now)
             logger.warning("timed out", extra={**log, "reason": action.reason})
             return "JobsTimedOut"
         if isinstance(action, Finish):
-            store.transition(
+            ended = store.transition(
                 job.job_id,
                 action.state,
                 expected_states=job.state,
@@ -209,7 +228,9 @@ class TaskEvents:
                 reason=action.reason,
                 exit_code=action.exit_code,
                 **({"stopped_reason": task.stopped_reason} if task and task.stopped_reason else {}),
+                **self._attempt_fields(job, spec, task, final=True),
             )
+            after_terminal(store, ended, now)
             logger.info("finished", extra={**log, "state": action.state, "reason": action.reason})
             return {
                 JobState.SUCCEEDED: "JobsSucceeded",
@@ -231,6 +252,7 @@ class TaskEvents:
                 prefer_on_demand=action.prefer_on_demand or None,
                 exit_code=action.exit_code,
                 **({"stopped_reason": task.stopped_reason} if task and task.stopped_reason else {}),
+                **self._attempt_fields(job, spec, task, final=False),
             )
             self._resend(updated, delay_seconds=action.delay_seconds)
             logger.info("retrying", extra={**log, "reason": action.reason})
@@ -238,6 +260,10 @@ class TaskEvents:
         assert isinstance(action, ResendRetry)
         self._resend(job, delay_seconds=0)
         return "RetryResent"
+
+    def _attempt_fields(self, job: JobRecord, spec: JobSpec, task: TaskView | None, *, final: bool) -> dict[str, Any]:
+        prices = self._settings.prices
+        return attempt_fields(job, spec, task, now=self._ports.clock(), prices=prices, final=final)
 
     def _resend(self, job: JobRecord, *, delay_seconds: int) -> None:
         assert job.spec is not None

@@ -7,6 +7,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from common.cost import Rate, parse_prices
+from common.errors import ConfigError
 from common.settings import Env
 
 
@@ -15,6 +17,8 @@ class TaskEventsSettings:
     table_name: str
     cluster: str
     dispatch_queue_url: str
+    prices: Mapping[str, Rate] | None = None
+    """FARGATE_PRICES: this region's Fargate price table (common.cost); unset = usage recorded, no dollars."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> TaskEventsSettings:
@@ -23,7 +27,17 @@ class TaskEventsSettings:
             table_name=env.text("JOBS_TABLE_NAME"),
             cluster=env.text("CLUSTER_NAME"),
             dispatch_queue_url=env.text("DISPATCH_QUEUE_URL"),
+            prices=_prices(environ.get("FARGATE_PRICES", "")),
         )
+
+
+def _prices(text: str) -> dict[str, Rate] | None:
+    if not text.strip():
+        return None
+    try:
+        return parse_prices(text)
+    except ValueError as exc:
+        raise ConfigError("FARGATE_PRICES", str(exc)) from None
 
 
 @functools.cache

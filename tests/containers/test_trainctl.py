@@ -343,7 +343,8 @@ def test_list_table_filter_and_json(deployment: Deployment, capsys: pytest.Captu
     run(capsys, "cancel", "l2")
     code, out, _ = run(capsys, "list")
     lines = out.splitlines()
-    assert code == 0 and lines[0].split() == ["JOB", "ID", "STATE", "ATTEMPT", "QUEUE", "UPDATED", "(UTC)", "REASON"]
+    header = ["JOB", "ID", "STATE", "ATTEMPT", "QUEUE", "UPDATED", "(UTC)", "COST", "($)", "REASON"]
+    assert code == 0 and lines[0].split() == header
     assert {line.split()[0]: line.split()[1] for line in lines[1:]} == {"l1": "SUBMITTED", "l2": "CANCELLED"}
     code, out, _ = run(capsys, "list", "--state", "cancelled", "--json")
     assert [r["job_id"] for r in json.loads(out)] == ["l2"]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 
 from cdk_app.config import AppConfig, ConfigError
@@ -73,3 +76,39 @@ def test_build_app_exits_with_the_key_on_bad_config(tmp_path) -> None:
 def test_submitter_event_source_limits(key: str, value: int, message: str) -> None:
     with pytest.raises(ConfigError, match=f"{key}.*{message}"):
         AppConfig(**{key: value})
+
+
+def test_price_table_defaults_and_overrides() -> None:
+    config = AppConfig.from_context({})
+    assert config.fargate_prices["us-east-1"]["FARGATE"] == {"vcpu_hour": 0.04048, "gb_hour": 0.004445}
+    table = {
+        "eu-west-1": {
+            "FARGATE": {"vcpu_hour": 0.05, "gb_hour": 0.005},
+            "FARGATE_SPOT": {"vcpu_hour": 0.015, "gb_hour": 0.0015},
+        }
+    }
+    custom = AppConfig.from_context({"autoscaler.region": "eu-west-1", "autoscaler.fargate_prices": json.dumps(table)})
+    assert custom.fargate_prices == table
+
+
+@pytest.mark.parametrize(
+    ("context", "message"),
+    [
+        (
+            {"autoscaler.region": "eu-west-1"},
+            "autoscaler.fargate_prices: no prices for region eu-west-1 (have: us-east-1)",
+        ),
+        ({"autoscaler.fargate_prices": []}, "autoscaler.fargate_prices: expected an object"),
+        (
+            {"autoscaler.fargate_prices": {"us-east-1": {"FARGATE": {}}}},
+            "us-east-1: needs exactly FARGATE and FARGATE_SPOT",
+        ),
+        (
+            {"autoscaler.fargate_prices": {"us-east-1": {"FARGATE": {"vcpu_hour": 1}, "FARGATE_SPOT": {}}}},
+            "us-east-1.FARGATE: needs vcpu_hour and gb_hour as numbers >= 0",
+        ),
+    ],
+)
+def test_bad_price_tables_name_the_key(context: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        AppConfig.from_context(context)

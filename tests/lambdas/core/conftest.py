@@ -166,6 +166,7 @@ def build_world(max_concurrent: int = 10, gpu: bool = False) -> World:
         "SECURITY_GROUP_IDS": sg,
         "MAX_CONCURRENT_TASKS": str(max_concurrent),
         "ARTIFACTS_BUCKET": "artifacts-bucket",
+        "MAX_NODES": "4",
         "WORKER_QUEUE_URL": urls["worker"],
     }
     return World(

@@ -28,6 +28,7 @@ BASE = {
     "SECURITY_GROUP_IDS": "sg-1",
     "MAX_CONCURRENT_TASKS": "20",
     "ARTIFACTS_BUCKET": "artifacts",
+    "MAX_NODES": "8",
 }
 
 
@@ -53,6 +54,7 @@ def test_valid_settings() -> None:
         ({"TASK_DEFINITIONS": json.dumps({"big": "arn"})}, "TASK_DEFINITIONS: must have the key 'default'"),
         ({"TASK_DEFINITIONS": json.dumps({"default": 3})}, "TASK_DEFINITIONS: must be a JSON object of non-empty"),
         ({"SUBNET_IDS": ", ,"}, "SUBNET_IDS: must list at least one value"),
+        ({"MAX_NODES": "65"}, "MAX_NODES: must be <= 64, got 65"),
         ({"GPU_CAPACITY_PROVIDER": "gpu"}, "GPU_TASK_DEFINITIONS: must name at least one image"),
         ({"GPU_TASK_DEFINITIONS": json.dumps({"default": "arn"})}, "GPU_CAPACITY_PROVIDER: must be set"),
     ],

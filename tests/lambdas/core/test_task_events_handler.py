@@ -346,10 +346,13 @@ def test_reconcile_describes_up_to_100_tasks_per_call(
     clients["ecs"].meta.events.register("before-call.*.*", lambda model, **_: calls.append(model.name))
     clients["dynamodb"].meta.events.register("before-call.*.*", lambda model, **_: calls.append(model.name))
     assert reconcile(ports) == {"JobsRunning": 105}  # no RUNNING events were sent: reconcile catches up
-    assert calls.count("DescribeTasks") == 2 and calls.count("Query") == 3  # DISPATCHED, RUNNING, RETRYING
+    # DISPATCHED, RUNNING, RETRYING; then max_wait (SUBMITTED, RETRYING) and sweep parents (RUNNING)
+    assert calls.count("DescribeTasks") == 2 and calls.count("Query") == 6
     calls.clear()
     assert reconcile(ports) == {"Ignored": 105}
-    assert calls == ["Query", "Query", "DescribeTasks", "DescribeTasks", "Query"]
+    # ... and the orphan sweep lists the cluster's tasks (moto: one page), all already matched to their jobs
+    expected = ["Query", "Query", "DescribeTasks", "DescribeTasks", "Query", "ListTasks"]
+    assert calls == [*expected, "Query", "Query", "Query"]
 
 
 # --- AWS calls per event ----------------------------------------------------------------------------

@@ -127,9 +127,16 @@ def test_capacity_start_failure_resubmits_on_demand() -> None:
 
 
 def test_other_start_failures_use_an_attempt() -> None:
+    view = stopped(None, "TaskFailedToStart", "ResourceInitializationError: unable to pull secrets")
+    action = decide_task(job(S.DISPATCHED), SPEC, view, now=NOW)
+    assert isinstance(action, Retry) and action.failures == 1 and "ResourceInitializationError" in action.reason
+
+
+def test_image_pull_errors_fail_at_once() -> None:
     view = stopped(None, "TaskFailedToStart", "CannotPullContainerError: pull access denied")
     action = decide_task(job(S.DISPATCHED), SPEC, view, now=NOW)
-    assert isinstance(action, Retry) and action.failures == 1 and "CannotPullContainerError" in action.reason
+    assert isinstance(action, Finish) and action.state == S.FAILED
+    assert "CannotPullContainerError" in str(action.reason) and "image could not be pulled" in str(action.reason)
 
 
 def test_interruptions_are_bounded() -> None:

@@ -1,0 +1,55 @@
+"""Distributed jobs ("gangs"): the contract between the submitter, the task-events handler and the rank's
+rendezvous wrapper (pure constants and helpers).
+
+A job with ``nodes: N > 1`` runs each attempt as N ECS tasks, ranks 0..N-1, all on one capacity provider. Every
+rank task has ``startedBy`` = the job id, the group ``gang:<job_id>`` and the tags ``job-id``, ``attempt``, ``rank``.
+The job record lists the current attempt's tasks in ``gang_tasks`` (index = rank; ``task_arn`` is rank 0's).
+Rank 0 publishes its private address in the record's ``rendezvous`` attribute; the other ranks wait for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+GROUP_PREFIX = "gang:"
+GANG_TASKS = "gang_tasks"
+RENDEZVOUS = "rendezvous"
+"""Record attribute: {"attempt": N, "addr": "10.0.1.23", "port": 29400} written by rank 0 of attempt N."""
+
+RENDEZVOUS_PORTS = (29400, 29999)
+"""Inclusive port range the ranks of a cluster may reach each other on (the task security group's rule)."""
+MASTER_PORTS = range(29400, 29500)
+"""Rank 0 takes a free one at random (on AWS every task has its own address; locally gangs share 127.0.0.1)."""
+EPHEMERAL_PORTS = "29500 29999"
+"""Training tasks' ``net.ipv4.ip_local_port_range``: the ports frameworks listen on for peer connections (gloo,
+NCCL bootstrap) then stay inside RENDEZVOUS_PORTS."""
+
+RENDEZVOUS_COMMAND = ("python", "-m", "worker.rendezvous", "--")
+"""Prefix of a rank's command: resolves MASTER_ADDR / MASTER_PORT, then execs the job's command."""
+
+
+def group(job_id: str) -> str:
+    return GROUP_PREFIX + job_id
+
+
+def is_gang_task(task: Mapping[str, Any]) -> bool:
+    """True for an ECS task (event detail or DescribeTasks item) launched as a rank of a gang."""
+    return str(task.get("group") or "").startswith(GROUP_PREFIX)
+
+
+def rank_environment(*, rank: int, nodes: int, jobs_table: str) -> dict[str, str]:
+    """What every rank gets at launch; MASTER_ADDR and MASTER_PORT are added by the rendezvous wrapper.
+    One process per task, so LOCAL_RANK is 0 (a launcher inside the task may start more)."""
+    return {
+        "WORLD_SIZE": str(nodes),
+        "RANK": str(rank),
+        "LOCAL_RANK": "0",
+        "TRAIN_JOBS_TABLE": jobs_table,
+    }
+
+
+def gang_tasks(extra: Mapping[str, Any]) -> tuple[str, ...]:
+    """The current attempt's rank task ARNs from a job record's extra attributes (empty for a single task)."""
+    tasks = extra.get(GANG_TASKS) or ()
+    return tuple(str(arn) for arn in tasks)

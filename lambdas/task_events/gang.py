@@ -1,0 +1,154 @@
+"""The gang state machine (pure): what the rank tasks of a distributed job, seen together, mean for the job.
+
+Each rank is seen as a TaskView (from an event, or DescribeTasks in the same shape). `observe` keeps the more
+advanced of two views of one task, so duplicated and reordered events fold to the same picture. `decide_gang`
+reads the picture of the current attempt, all-or-nothing:
+
+- a rank interrupted (Spot) or unable to start for lack of capacity: the whole gang restarts, preferring on-demand,
+  as an interruption (common.retries); this is decided on the interruption notice, before the rank stops;
+- a rank that stops otherwise without exit code 0 (failed to start, lost, non-zero exit): the whole gang restarts
+  per the job's retry rules, or the job FAILS;
+- every rank exited 0: SUCCEEDED; every rank RUNNING: the job is RUNNING;
+- a cancel request or a user's StopTask on a rank ends the job CANCELLED (FAILED past the timeout).
+
+Every decision that ends the attempt names the rank tasks still running, to be stopped once it is recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from common.ecs import is_capacity_reason
+from common.gang import gang_tasks
+from common.jobspec import JobSpec
+from common.states import ACTIVE, TERMINAL, JobState
+from common.store import JobRecord
+from common.timeutil import iso, parse_iso
+from task_events.logic import (
+    INTERRUPTION_STOP_CODES,
+    MISSING_GRACE_SECONDS,
+    STOPPED,
+    Action,
+    Finish,
+    Ignore,
+    MarkRunning,
+    StopForTimeout,
+    TaskView,
+    after_failure,
+    after_interruption,
+    describe_stop,
+    timed_out,
+    timeout_reason,
+)
+
+_PHASES = ("PROVISIONING", "PENDING", "ACTIVATING", "RUNNING", "DEACTIVATING", "STOPPING", "DEPROVISIONING", STOPPED)
+
+
+@dataclass(frozen=True)
+class GangDecision:
+    action: Action
+    stop: tuple[str, ...] = ()
+    """Rank tasks to stop once the action is recorded."""
+    cause: TaskView | None = None
+    """The rank whose stop decided the action (its stoppedReason is recorded)."""
+
+
+def _progress(view: TaskView) -> tuple[int, bool, bool]:
+    phase = _PHASES.index(view.last_status) if view.last_status in _PHASES else 0
+    return phase, view.desired_status == STOPPED or view.stop_code is not None, view.exit_code is not None
+
+
+def observe(known: TaskView | None, seen: TaskView) -> TaskView:
+    """The more advanced of two views of one task (a late or repeated event never moves a rank backwards)."""
+    if known is None or _progress(seen) > _progress(known):
+        return seen
+    return known
+
+
+def _stopping(view: TaskView) -> bool:
+    return view.last_status == STOPPED or view.desired_status == STOPPED
+
+
+def _exited_ok(view: TaskView) -> bool:
+    return view.last_status == STOPPED and view.exit_code == 0 and view.stop_code in (None, "EssentialContainerExited")
+
+
+def _interrupted(view: TaskView) -> bool:
+    if view.stop_code in INTERRUPTION_STOP_CODES:
+        return True
+    return view.stop_code == "TaskFailedToStart" and (
+        is_capacity_reason(view.stopped_reason) or is_capacity_reason(view.container_reason)
+    )
+
+
+def decide_gang(
+    job: JobRecord, spec: JobSpec, views: Sequence[TaskView | None], *, now: datetime, missing_is_lost: bool = False
+) -> GangDecision:
+    """`views[rank]` is the latest view of the current attempt's rank task (None: not seen). With
+    `missing_is_lost` (the reconcile pass, where None means DescribeTasks did not find it) a missing rank counts
+    as a failure once the dispatch is older than MISSING_GRACE_SECONDS."""
+    arns = gang_tasks(job.extra)
+    live = tuple(arn for arn, view in zip(arns, views, strict=True) if view is None or not _stopping(view))
+    if job.state in TERMINAL:
+        return GangDecision(Ignore(f"job already {job.state}"), stop=live)
+    if job.state not in ACTIVE:  # the gang was restarted: these ranks belong to an earlier attempt
+        return GangDecision(Ignore(f"job is {job.state} at attempt {job.attempt}"), stop=live)
+    seen = [(rank, view) for rank, view in enumerate(views) if view is not None]
+    stopped = [(rank, view) for rank, view in seen if view.last_status == STOPPED]
+    failed = [(rank, view) for rank, view in stopped if not _exited_ok(view)]
+    if job.cancel_requested and stopped:
+        if len(stopped) == len(arns) and not failed:
+            return GangDecision(Finish(JobState.SUCCEEDED, None, 0))
+        rank, view = (failed or stopped)[0]
+        reason = f"cancelled by user (rank {rank}: {describe_stop(view)})"
+        return GangDecision(Finish(JobState.CANCELLED, reason, view.exit_code), live, view)
+    interrupted = [(rank, view) for rank, view in seen if _interrupted(view)]
+    if interrupted:
+        rank, view = interrupted[0]
+        what = "could not start for lack of capacity" if view.stop_code == "TaskFailedToStart" else "was interrupted"
+        action = after_interruption(job, f"rank {rank} of {len(arns)} {what} ({describe_stop(view)})")
+        return GangDecision(action, live, view)
+    if failed:
+        rank, view = failed[0]
+        what = f"rank {rank} of {len(arns)}: {describe_stop(view)}"
+        if view.stop_code == "UserInitiated":
+            stopped_at = parse_iso(view.stopped_at) if view.stopped_at else now
+            if timed_out(job, spec, stopped_at):
+                return GangDecision(Finish(JobState.FAILED, f"{timeout_reason(job, spec)}; {what}"), live, view)
+            return GangDecision(Finish(JobState.CANCELLED, f"a rank was stopped by a user ({what})"), live, view)
+        return GangDecision(after_failure(job, spec, what, view.exit_code), live, view)
+    if len(stopped) == len(arns):
+        return GangDecision(Finish(JobState.SUCCEEDED, None, 0))
+    if timed_out(job, spec, now):
+        return GangDecision(StopForTimeout(timeout_reason(job, spec)), live)
+    missing = [rank for rank, view in enumerate(views) if view is None]
+    if missing and missing_is_lost and _dispatched_before(job, now, MISSING_GRACE_SECONDS):
+        what = f"rank {missing[0]} task {arns[missing[0]]} not found by DescribeTasks: its outcome is unknown"
+        return GangDecision(after_failure(job, spec, what, None), live)
+    running = [view for _, view in seen if view.last_status == "RUNNING" and view.desired_status != STOPPED]
+    if job.state == JobState.DISPATCHED and len(running) == len(arns):
+        starts = [view.started_at for view in running if view.started_at]
+        return GangDecision(MarkRunning(max(starts) if starts else iso(now)))
+    return GangDecision(
+        Ignore(f"{len(running)} of {len(arns)} ranks running, {len(stopped)} exited 0; job {job.state}")
+    )
+
+
+def _dispatched_before(job: JobRecord, now: datetime, seconds: int) -> bool:
+    return job.dispatched_at is not None and parse_iso(job.dispatched_at) + timedelta(seconds=seconds) <= now
+
+
+def orphan_reason(job: JobRecord | None, task_arn: str) -> str | None:
+    """Why a live rank task should be stopped (None: leave it): its job is over, runs other ranks, or waits
+    with no launch in progress. A job waiting with a launch claim may be starting this very gang: left alone."""
+    if job is None:
+        return None
+    if job.state in TERMINAL:
+        return f"orphan: job {job.job_id} is {job.state}"
+    if job.state in ACTIVE and task_arn not in gang_tasks(job.extra):
+        return f"orphan: not a rank of job {job.job_id}'s attempt {job.attempt}"
+    if job.state not in ACTIVE and job.launch_claim is None:
+        return f"orphan: job {job.job_id} is {job.state} with no launch in progress"
+    return None

@@ -1,0 +1,126 @@
+"""Applies the gang state machine (task_events.gang) to the jobs table and ECS.
+
+For an event about one rank, every rank of the job's current attempt is read with one DescribeTasks call and the
+event is folded in, so the decision rests on the whole gang, whatever order the events come in. The job's
+transition is recorded first (conditional on state, attempt and rank 0's task, like every task-events write),
+then the ranks still running are stopped. If the Lambda dies in between, the next event or the reconcile pass
+stops them: the pass re-reads every active gang and also stops orphans, live rank tasks whose job is terminal or
+has moved on to another attempt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from aws_lambda_powertools import Logger
+
+from common.errors import JobSpecInvalid, JobStateConflict, RequestRejected, Throttled, TransientAwsError
+from common.gang import gang_tasks, is_gang_task
+from common.jobspec import JOB_ID_PATTERN, JobSpec, parse_job_spec
+from common.store import JobRecord, JobStore
+from task_events.gang import decide_gang, observe, orphan_reason
+from task_events.logic import Action, TaskView
+
+logger = Logger(child=True)
+
+DESCRIBE_BATCH = 100
+MAX_CONFLICT_RETRIES = 8
+"""Every rank reports at about the same time, so writes race more often than for a single task."""
+
+Apply = Callable[[JobRecord, JobSpec, Action, TaskView | None], str]
+"""Records an action on the job (TaskEvents._apply), returns its metric name; raises JobStateConflict."""
+
+
+class GangEcs(Protocol):
+    def describe_tasks(self, task_arns: Sequence[str]) -> Mapping[str, Mapping[str, Any]]: ...
+
+    def stop_task(self, task_arn: str, reason: str) -> None: ...
+
+    def list_running_task_arns(self) -> list[str]: ...
+
+
+class GangEvents:
+    def __init__(self, *, store: JobStore, ecs: GangEcs, clock: Callable[[], datetime], apply: Apply) -> None:
+        self._store = store
+        self._ecs = ecs
+        self._clock = clock
+        self._apply = apply
+        self._known: set[str] = set()
+
+    def on_task(self, job_id: str, task: TaskView) -> str:
+        """An ECS Task State Change event of one rank."""
+        return self._settle(job_id, task)
+
+    def reconcile(self, job_ids: Iterable[str], *, known: Iterable[str]) -> dict[str, int]:
+        """Re-decide the given active gang jobs from DescribeTasks alone, then stop orphaned ranks. `known`: task
+        ARNs the caller has already matched to their jobs (they are not described again)."""
+        counts: dict[str, int] = {}
+        self._known = set(known)
+        for job_id in job_ids:
+            name = self._settle(job_id, None)
+            counts[name] = counts.get(name, 0) + 1
+        orphans = self._stop_orphans()
+        if orphans:
+            counts["OrphanRanksStopped"] = orphans
+        return counts
+
+    def _settle(self, job_id: str, event: TaskView | None) -> str:
+        for _ in range(MAX_CONFLICT_RETRIES):
+            job = self._store.get(job_id)
+            if job is None or job.spec is None:
+                return "UnknownJob"
+            try:
+                spec = parse_job_spec(job.spec)
+            except JobSpecInvalid as exc:
+                logger.error("job record has an invalid spec", extra={"job_id": job_id, "error": str(exc)})
+                return "InvalidRecord"
+            arns = gang_tasks(job.extra)
+            if event is not None and event.task_arn not in arns:
+                logger.debug("event for a rank of another launch", extra={"job_id": job_id, "task": event.task_arn})
+                return "Ignored"
+            described = self._ecs.describe_tasks(arns) if arns else {}
+            self._known.update(arns)
+            views = [TaskView.from_ecs(described[arn]) if arn in described else None for arn in arns]
+            if event is not None:
+                rank = arns.index(event.task_arn)
+                views[rank] = observe(views[rank], event)
+            decision = decide_gang(job, spec, views, now=self._clock(), missing_is_lost=event is None)
+            try:
+                name = self._apply(job, spec, decision.action, decision.cause)
+            except JobStateConflict as conflict:
+                logger.info("lost a race, re-reading the gang", extra={"job_id": job_id, "conflict": str(conflict)})
+                continue
+            self._stop(decision.stop, f"job {job_id} attempt {job.attempt} ended on another rank")
+            return name
+        return "ConflictGaveUp"
+
+    def _stop_orphans(self) -> int:
+        """Live rank tasks that no active job claims (ListTasks; only the unknown ones are described)."""
+        unknown = [arn for arn in self._ecs.list_running_task_arns() if arn not in self._known]
+        described: dict[str, Mapping[str, Any]] = {}
+        for start in range(0, len(unknown), DESCRIBE_BATCH):
+            described.update(self._ecs.describe_tasks(unknown[start : start + DESCRIBE_BATCH]))
+        jobs: dict[str, JobRecord | None] = {}
+        stopped = 0
+        for task in described.values():
+            job_id = str(task.get("startedBy") or "")
+            if not is_gang_task(task) or not re.match(JOB_ID_PATTERN, job_id):
+                continue
+            if job_id not in jobs:
+                jobs[job_id] = self._store.get(job_id)
+            reason = orphan_reason(jobs[job_id], str(task["taskArn"]))
+            if reason:
+                logger.warning("stopping an orphaned rank", extra={"task_arn": task["taskArn"], "reason": reason})
+                self._stop([str(task["taskArn"])], reason)
+                stopped += 1
+        return stopped
+
+    def _stop(self, task_arns: Iterable[str], reason: str) -> None:
+        """Best effort: a rank left running is stopped by the next event or reconcile pass."""
+        for arn in task_arns:
+            with contextlib.suppress(Throttled, TransientAwsError, RequestRejected):
+                self._ecs.stop_task(arn, reason)

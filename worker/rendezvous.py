@@ -1,0 +1,160 @@
+"""A rank's entrypoint in a distributed job: ``python -m worker.rendezvous [--timeout S] -- COMMAND ...``.
+
+The submitter puts it in front of the job's command for every rank. Rank 0 reads its private address from the
+task metadata endpoint (``$ECS_CONTAINER_METADATA_URI_V4/task``), takes the first free port of
+``common.gang.MASTER_PORTS`` and publishes ``{"attempt", "addr", "port"}`` in the job record. The other ranks
+poll the record until rank 0 of their attempt has published, for at most ``--timeout`` seconds. Then
+``MASTER_ADDR`` and ``MASTER_PORT`` are set and COMMAND replaces this process, so it gets SIGTERM directly.
+
+Exit codes: 2 bad usage or environment, 3 no rendezvous (timeout, or the attempt is over).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import socket
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from common.gang import MASTER_PORTS, RENDEZVOUS
+
+EXIT_USAGE = 2
+EXIT_NO_RENDEZVOUS = 3
+POLL_SECONDS = 1.0
+
+
+class RendezvousError(Exception):
+    """No rendezvous for this rank (exit 3)."""
+
+
+def private_address(metadata_uri: str, *, attempts: int = 10) -> str:
+    """The task's first private IPv4 address, from the task metadata endpoint v4."""
+    error: Exception | None = None
+    for _ in range(attempts):
+        try:
+            with urllib.request.urlopen(metadata_uri.rstrip("/") + "/task", timeout=2) as response:
+                task = json.load(response)
+            return str(task["Containers"][0]["Networks"][0]["IPv4Addresses"][0])
+        except (OSError, ValueError, KeyError, IndexError) as exc:
+            error = exc
+            time.sleep(0.5)
+    raise RendezvousError(f"no private address from the task metadata endpoint {metadata_uri}/task: {error!r}")
+
+
+def free_port(host: str) -> int:
+    """A port of MASTER_PORTS nothing listens on, tried in random order (gangs starting at once locally)."""
+    for port in random.sample(MASTER_PORTS, len(MASTER_PORTS)):
+        with socket.socket() as probe:
+            try:
+                probe.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise RendezvousError(f"no free port in {MASTER_PORTS.start}..{MASTER_PORTS.stop - 1} on {host}")
+
+
+def publish(ddb: Any, table: str, job_id: str, attempt: int, addr: str, port: int) -> None:
+    """Rank 0: write the rendezvous into the job record, only while the job is still at this attempt."""
+    try:
+        ddb.update_item(
+            TableName=table,
+            Key={"pk": {"S": job_id}},
+            UpdateExpression="SET #r = :r",
+            ConditionExpression="#a = :attempt",
+            ExpressionAttributeNames={"#r": RENDEZVOUS, "#a": "attempt"},
+            ExpressionAttributeValues={
+                ":r": {"M": {"attempt": {"N": str(attempt)}, "addr": {"S": addr}, "port": {"N": str(port)}}},
+                ":attempt": {"N": str(attempt)},
+            },
+        )
+    except ddb.exceptions.ConditionalCheckFailedException:
+        raise RendezvousError(f"job {job_id} is no longer at attempt {attempt}") from None
+
+
+def wait_for_master(
+    ddb: Any,
+    table: str,
+    job_id: str,
+    attempt: int,
+    *,
+    timeout: float,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[str, int]:
+    """Ranks > 0: (addr, port) once rank 0 of this attempt has published them."""
+    deadline = clock() + timeout
+    while True:
+        item = ddb.get_item(
+            TableName=table,
+            Key={"pk": {"S": job_id}},
+            ConsistentRead=True,
+            ProjectionExpression="#r, #a",
+            ExpressionAttributeNames={"#r": RENDEZVOUS, "#a": "attempt"},
+        ).get("Item", {})
+        current = int(item.get("attempt", {}).get("N", attempt))
+        if current != attempt:
+            raise RendezvousError(f"job {job_id} moved to attempt {current} while rank waited at attempt {attempt}")
+        found = item.get(RENDEZVOUS, {}).get("M", {})
+        if found and int(found["attempt"]["N"]) == attempt:
+            return found["addr"]["S"], int(found["port"]["N"])
+        if clock() >= deadline:
+            raise RendezvousError(
+                f"rank 0 of job {job_id} attempt {attempt} did not publish its address within {timeout:.0f} s "
+                "(is rank 0 running? see its log)"
+            )
+        sleep(POLL_SECONDS)
+
+
+def resolve(environ: Mapping[str, str], ddb: Any, *, timeout: float) -> dict[str, str]:
+    """MASTER_ADDR and MASTER_PORT for this rank (publishing them first on rank 0)."""
+    try:
+        rank, job_id, attempt = int(environ["RANK"]), environ["TRAIN_JOB_ID"], int(environ["TRAIN_ATTEMPT"])
+        table = environ["TRAIN_JOBS_TABLE"]
+    except (KeyError, ValueError) as exc:
+        raise ValueError(f"missing or invalid rank environment: {exc}") from None
+    if rank == 0:
+        metadata = environ.get("ECS_CONTAINER_METADATA_URI_V4")
+        if not metadata:
+            raise ValueError("ECS_CONTAINER_METADATA_URI_V4 is not set (not running as an ECS task?)")
+        addr = private_address(metadata)
+        port = free_port(addr)
+        publish(ddb, table, job_id, attempt, addr, port)
+    else:
+        addr, port = wait_for_master(ddb, table, job_id, attempt, timeout=timeout)
+    return {"MASTER_ADDR": addr, "MASTER_PORT": str(port)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="worker.rendezvous", description=__doc__.splitlines()[0])
+    parser.add_argument("--timeout", type=float, default=600.0, help="how long ranks > 0 wait for rank 0 (s)")
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- then the rank's command")
+    args = parser.parse_args(argv)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        print("rendezvous: error: no command after --", file=sys.stderr)
+        return EXIT_USAGE
+    import boto3  # lazily: --help and usage errors need no AWS SDK
+
+    try:
+        master = resolve(os.environ, boto3.client("dynamodb"), timeout=args.timeout)
+    except ValueError as exc:
+        print(f"rendezvous: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except RendezvousError as exc:
+        print(f"rendezvous: error: {exc}", file=sys.stderr)
+        return EXIT_NO_RENDEZVOUS
+    print(f"rendezvous: rank {os.environ['RANK']} of {os.environ.get('WORLD_SIZE')}: master {master}", flush=True)
+    if command[0] in ("python", "python3"):
+        command = [sys.executable, *command[1:]]  # the interpreter (and environment) this wrapper runs in
+    os.execvpe(command[0], command, {**os.environ, **master})
+    return 0  # pragma: no cover - exec does not return
+
+
+if __name__ == "__main__":
+    sys.exit(main())

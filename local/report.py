@@ -54,6 +54,8 @@ def record(
                 "reason": item.get("reason"),
                 "enqueue_to_start_s": _seconds_between(item.get("submitted_at"), item.get("started_at")),
                 "run_s": _seconds_between(item.get("started_at"), item.get("finished_at")),
+                "parent_id": item.get("parent_id"),
+                **{key: _plain(item[key]) for key in COST_FIELDS if key in item},
             }
         )
     desired = [s["desired"] for s in observer.samples]
@@ -84,6 +86,9 @@ def record(
         "stack_outputs": dict(plays.outputs),
     }
 
+
+COST_FIELDS = ("cost_usd", "on_demand_cost_usd", "saving_usd", "interrupted_cost_usd")
+"""Recorded by task events for dedicated jobs (and summed on a sweep's parent); see common/cost.py."""
 
 RESUMED = re.compile(r"^\[(?P<job>[^#\]]+)#\d+\] job \S+ attempt \d+: resumed from step (?P<step>\d+)", re.MULTILINE)
 
@@ -142,6 +147,19 @@ def plot(run: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def _costs(jobs: list[dict[str, Any]]) -> list[str]:
+    """Dollar cost per dedicated job and per sweep (worker-queue jobs share the worker service's cost)."""
+    priced = [j for j in jobs if "cost_usd" in j]
+    if not priced:
+        return []
+    lines = ["    cost (dedicated tasks, at the config's Fargate prices; worker-queue jobs are the service's):"]
+    for job in priced:
+        saving = f", saving ${job['saving_usd']:.6f} vs on-demand" if job.get("saving_usd") else ""
+        kind = "sweep total" if any(j.get("parent_id") == job["job_id"] for j in jobs) else "job"
+        lines.append(f"      {kind} {job['job_id']}: ${job['cost_usd']:.6f}{saving}")
+    return lines
+
+
 def summary(run: dict[str, Any], out: Path) -> str:
     jobs = run["jobs"]
     waits = [j["enqueue_to_start_s"] for j in jobs if j["enqueue_to_start_s"] is not None]
@@ -151,6 +169,7 @@ def summary(run: dict[str, Any], out: Path) -> str:
         lines.append(
             f"    enqueue -> start: median {statistics.median(waits):.1f} s, max {max(waits):.1f} s ({len(waits)} jobs)"
         )
+    lines += _costs(jobs)
     for job in jobs:
         if job["interruptions"] or (job["attempt"] or 1) > 1:
             resumed = f", resumed from checkpoint step {job['resumed_from_step']}" if job["resumed_from_step"] else ""

@@ -35,6 +35,22 @@ LOCAL_CONTEXT = {
     "autoscaler.max_workers": 4,
 }
 LOCAL_TASK_ENV = {"WORKER_WAIT_SECONDS": "2"}  # long-poll 2 s instead of 20 s, so scale-in stops idle workers fast
+SWEEP_LEARNING_RATES = (0.5, 0.1, 0.02)
+
+
+def sweep_job(step_seconds: float) -> dict[str, Any]:
+    """A small hyper-parameter sweep of dedicated tasks (each child's cost is recorded in dollars)."""
+    return {
+        "job_id": "demo-sweep",
+        "dedicated": True,
+        "command": [
+            *("python", "-m", "worker.example_train", "--steps", "60"),
+            *("--step-seconds", str(step_seconds), "--learning-rate", "{{lr}}"),
+        ],
+        "sweep": {"grid": {"lr": list(SWEEP_LEARNING_RATES)}},
+    }
+
+
 INVALID_JOB = {
     "job_id": "demo-invalid",
     "command": ["python", "-m", "worker.example_train"],
@@ -84,10 +100,16 @@ def nag_result(assembly: Path) -> str:
     )
 
 
-def trainctl(endpoint: str, *args: str) -> str:
+def trainctl(endpoint: str, *args: str, stdin: str | None = None) -> str:
     env = {**os.environ, **CREDENTIALS, "AWS_DEFAULT_REGION": REGION, "AWS_ENDPOINT_URL": endpoint}
     result = subprocess.run(
-        [sys.executable, "-m", "trainctl", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "trainctl", *args],
+        cwd=REPO,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     if result.returncode != 0:
         raise DemoFailed(f"trainctl {' '.join(args[:2])} failed ({result.returncode}): {result.stderr.strip()}")
@@ -164,7 +186,7 @@ def play(scenario: Scenario, observer: Observer, plays: Plays, endpoint: str, sa
     say(progress_line(observer.sample()))
     say(
         f"==> submitting {scenario.jobs} training jobs with trainctl (worker queue), 1 dedicated, "
-        f"1 distributed ({gang.NODES} ranks), 1 invalid"
+        f"1 distributed ({gang.NODES} ranks), a {len(SWEEP_LEARNING_RATES)}-point sweep, 1 invalid"
     )
     command = "python -m worker.example_train --steps {steps} --step-seconds " + str(scenario.step_seconds)
     submits: list[tuple[str, ...]] = [
@@ -181,7 +203,14 @@ def play(scenario: Scenario, observer: Observer, plays: Plays, endpoint: str, sa
         except DemoFailed as error:
             errors.append(str(error))
 
+    def submit_sweep() -> None:
+        try:
+            trainctl(endpoint, "submit", "-", stdin=json.dumps(sweep_job(scenario.step_seconds)))
+        except DemoFailed as error:
+            errors.append(str(error))
+
     threads = [threading.Thread(target=submit, args=(a,)) for a in submits]
+    threads.append(threading.Thread(target=submit_sweep))
     for thread in threads:
         thread.start()
     sqs = boto3.client("sqs", endpoint_url=endpoint, region_name=REGION)
@@ -190,8 +219,10 @@ def play(scenario: Scenario, observer: Observer, plays: Plays, endpoint: str, sa
         thread.join()
     if errors:
         raise DemoFailed("; ".join(errors))
-    scenario.job_ids = [a[1] for a in submits] + [str(INVALID_JOB["job_id"])]
+    sweep = ["demo-sweep", *(f"demo-sweep-{i}" for i in range(len(SWEEP_LEARNING_RATES)))]
+    scenario.job_ids = [a[1] for a in submits] + sweep + [str(INVALID_JOB["job_id"])]
     say(f"    $ trainctl submit {shlex.join(submits[0])}   (and {len(submits) - 1} more)")
+    say(f"    $ trainctl submit - <<< '{json.dumps(sweep_job(scenario.step_seconds))}'")
     say(f"    sent one invalid job straight to the dispatch queue: {json.dumps(INVALID_JOB)}")
 
     busy_since: dict[str, float] = {}

@@ -46,9 +46,19 @@ def test_the_demo_succeeds_and_writes_its_outputs(run: tuple) -> None:
 def test_every_job_is_terminal_and_none_is_lost(run: tuple) -> None:
     _, record, _ = run
     assert record["finished"] and record["lost"] == []
-    assert len(record["jobs"]) == 6  # 3 burst jobs, the dedicated one, the distributed one, the invalid one
+    # 3 burst jobs, the dedicated one, the distributed one, the sweep's parent and 3 children, the invalid one
+    assert len(record["jobs"]) == 10
     assert {j["state"] for j in record["jobs"]} <= {"SUCCEEDED", "REJECTED"}
-    assert record["states"] == {"SUCCEEDED": 5, "REJECTED": 1}
+    assert record["states"] == {"SUCCEEDED": 9, "REJECTED": 1}
+
+
+def test_the_sweep_ran_every_child_and_its_cost_is_their_sum(run: tuple) -> None:
+    _, record, _ = run
+    jobs = {j["job_id"]: j for j in record["jobs"]}
+    children = [j for j in record["jobs"] if j["parent_id"] == "demo-sweep"]
+    assert len(children) == 3 and all(c["state"] == "SUCCEEDED" and c["cost_usd"] > 0 for c in children)
+    assert jobs["demo-sweep"]["cost_usd"] == pytest.approx(sum(c["cost_usd"] for c in children), abs=1e-6)
+    assert jobs["demo-dedicated"]["cost_usd"] > 0 and "sweep total demo-sweep: $" in run[0].stdout
 
 
 def test_the_invalid_job_is_rejected_with_its_reasons(run: tuple) -> None:

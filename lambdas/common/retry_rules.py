@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 if TYPE_CHECKING:
@@ -30,7 +30,14 @@ OOM_EXIT_CODE = 137
 """128 + SIGKILL: how the kernel's out-of-memory killer ends a container."""
 
 
-Action = Literal["RETRY", "EXIT"]
+def _upper(value: object) -> object:
+    return value.upper() if isinstance(value, str) else value
+
+
+UpperCase = BeforeValidator(_upper)
+"""Actions are case-insensitive in job files (``action: retry``)."""
+
+Action = Annotated[Literal["RETRY", "EXIT"], UpperCase]
 RETRY: Action = "RETRY"
 EXIT: Action = "EXIT"
 
@@ -44,13 +51,6 @@ class RetryRule(BaseModel):
     exit_code: Annotated[str, Field(pattern=EXIT_CODE_GLOB)] | int | None = None
     stop_code: Annotated[str, Field(pattern=GLOB)] | None = None
     reason: Annotated[str, Field(pattern=GLOB)] | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _upper_action(cls, data: object) -> object:
-        if isinstance(data, dict) and isinstance(data.get("action"), str):
-            return {**data, "action": data["action"].upper()}
-        return data
 
     @model_validator(mode="after")
     def _has_condition(self) -> RetryRule:

@@ -11,9 +11,10 @@ from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from common.errors import FieldError
+from common.retry_rules import UpperCase
 from common.timeutil import iso, parse_iso
 
 if TYPE_CHECKING:
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from common.store import JobRecord
 
 
-OnMaxWait = Literal["ON_DEMAND", "FAIL"]
+OnMaxWait = Annotated[Literal["ON_DEMAND", "FAIL"], UpperCase]
 ON_DEMAND: OnMaxWait = "ON_DEMAND"
 FAIL: OnMaxWait = "FAIL"
 
@@ -31,13 +32,6 @@ class MaxWait(BaseModel):
 
     seconds: Annotated[int, Field(ge=60, le=14 * 86400)]
     action: OnMaxWait = FAIL
-
-    @model_validator(mode="before")
-    @classmethod
-    def _upper_action(cls, data: object) -> object:
-        if isinstance(data, dict) and isinstance(data.get("action"), str):
-            return {**data, "action": data["action"].upper()}
-        return data
 
 
 def max_wait_errors(values: Mapping[str, Any], invalid: Collection[str]) -> list[FieldError]:

@@ -96,3 +96,33 @@ def test_no_handler_failed(run: tuple) -> None:
     _, record, _ = run
     assert all(v["errors"] == 0 for v in record["invocations"].values()), record["invocations"]
     assert record["notes"] == []
+
+
+# --- the distributed job: rank 1 interrupted once rank 0 checkpointed; the gang restarts on on-demand ---
+
+
+def test_the_gang_succeeded_after_one_interruption(run: tuple) -> None:
+    record = run[1]
+    (job,) = [j for j in record["jobs"] if j["job_id"] == "demo-gang"]
+    assert job["state"] == "SUCCEEDED" and job["queue"] == "dispatch"
+    assert job["attempt"] == 2 and job["interruptions"] == 1
+    assert record["gang_interruption"]["rank"] == 1
+
+
+def test_every_attempt_ran_all_ranks_on_one_provider(run: tuple) -> None:
+    record = run[1]
+    ranks = record["gang"]["ranks"]
+    assert [(r["attempt"], r["rank"]) for r in ranks] == [(1, 0), (1, 1), (2, 0), (2, 1)]
+    first, second = ranks[:2], ranks[2:]
+    assert {r["capacity_provider"] for r in first} == {"FARGATE_SPOT"}
+    assert {r["capacity_provider"] for r in second} == {"FARGATE"}  # after an interruption: on-demand
+    assert [r["stop_code"] for r in first] == ["UserInitiated", "SpotInterruption"]  # rank 0 stopped by the gang
+    assert all(r["last_status"] == "STOPPED" for r in ranks)  # no rank left running
+    assert [r["exit_code"] for r in second] == [0, 0]
+
+
+def test_the_gang_resumed_from_rank_0s_checkpoint(run: tuple) -> None:
+    record = run[1]
+    gang = record["gang"]
+    assert gang["resumed_from_step"] and 0 < gang["resumed_from_step"] < 120
+    assert gang["submit_to_all_ranks_running_s"] is not None and gang["restart_to_all_ranks_running_s"] is not None

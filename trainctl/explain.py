@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from common import arrays, waiting
 from common.errors import JobSpecInvalid
+from common.gang import gang_tasks
 from common.jobspec import JobSpec, parse_job_spec
 from common.states import JobState
 from common.store import JobRecord, JobStore
@@ -47,6 +48,8 @@ class Facts:
     workers: Workers | None = None
     parent: JobRecord | None = None
     progress: arrays.Progress | None = None
+    ranks: tuple[str | None, ...] | None = None
+    """A dispatched gang: each rank task's lastStatus from DescribeTasks (None: not found), index = rank."""
 
 
 def spec_of(record: JobRecord) -> JobSpec | None:
@@ -77,7 +80,10 @@ def explain(facts: Facts) -> list[str]:
     if record.state == JobState.RUNNING:
         return [f"running since {record.started_at} (attempt {record.attempt})"]
     if record.state == JobState.DISPATCHED:
-        return [f"its task is starting on {record.capacity_provider} (launched {record.dispatched_at})"]
+        where = f"on {record.capacity_provider} (launched {record.dispatched_at})"
+        if len(gang_tasks(record.extra)) > 1:
+            return [f"waiting for its gang: {_gang_progress(record, facts.ranks)} {where}"]
+        return [f"its task is starting {where}"]
     lines = [_waiting_reason(facts, record)]
     if record.cancel_requested:
         lines.insert(0, "cancel requested: it ends CANCELLED as soon as its consumer sees it")
@@ -105,11 +111,21 @@ def _waiting_reason(facts: Facts, record: JobRecord) -> str:
         fallback = waiting.fallback_at(spec, record) if spec else None
         plan = f"; on-demand fallback planned at {fallback}" if fallback else ""
         return f"capacity unavailable on Spot (last error: {reason}){when}{plan}"
-    if "gang" in reason:
-        return f"waiting for its gang: {reason}{when}"
     if record.state == JobState.RETRYING:
         return f"retrying: {record.reason}"
     return _queued(facts, record)
+
+
+def _gang_progress(record: JobRecord, ranks: tuple[str | None, ...] | None) -> str:
+    """`1 of 2 ranks running (rank 1 PENDING)`; without DescribeTasks, only the count the record knows."""
+    nodes = len(gang_tasks(record.extra))
+    if ranks is None:
+        return f"{nodes} ranks starting"
+    running = sum(status == "RUNNING" for status in ranks)
+    others = ", ".join(
+        f"rank {rank} {status or 'not found'}" for rank, status in enumerate(ranks) if status != "RUNNING"
+    )
+    return f"{running} of {nodes} ranks running" + (f" ({others})" if others else "")
 
 
 def _queued(facts: Facts, record: JobRecord) -> str:
@@ -149,6 +165,8 @@ def gather(session: Session, store: JobStore, job_id: str, now: datetime) -> Fac
     if arrays.is_parent(record):
         children = aws_call("BatchGetItem", arrays.children, store=store, parent=record)
         return Facts(job_id, now, record, progress=arrays.progress(record, children))
+    if record.state == JobState.DISPATCHED and len(gang_tasks(record.extra)) > 1:
+        return Facts(job_id, now, record, ranks=_rank_statuses(session, gang_tasks(record.extra)))
     if record.terminal or record.state not in (JobState.SUBMITTED, JobState.RETRYING):
         return Facts(job_id, now, record)
     queue = _queue(session, record.queue)
@@ -175,6 +193,17 @@ def _queue(session: Session, name: str | None) -> Queue | None:
         int(attributes.get("ApproximateNumberOfMessagesDelayed", 0)),
         int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
     )
+
+
+def _rank_statuses(session: Session, arns: tuple[str, ...]) -> tuple[str | None, ...] | None:
+    """Each rank task's lastStatus (one DescribeTasks: nodes is bounded well below its 100 tasks)."""
+    cluster = session.find("cluster")
+    if not cluster:
+        return None
+    ecs = session.client("ecs")
+    found = aws_call("DescribeTasks", ecs.describe_tasks, cluster=cluster, tasks=list(arns[:100])).get("tasks", [])
+    status = {task["taskArn"]: task.get("lastStatus") for task in found}
+    return tuple(status.get(arn) for arn in arns)
 
 
 def _workers(session: Session) -> Workers | None:

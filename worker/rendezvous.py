@@ -2,8 +2,10 @@
 
 The submitter puts it in front of the job's command for every rank. Rank 0 reads its private address from the
 task metadata endpoint (``$ECS_CONTAINER_METADATA_URI_V4/task``), takes the first free port of
-``common.gang.MASTER_PORTS`` and publishes ``{"attempt", "addr", "port"}`` in the job record. The other ranks
-poll the record until rank 0 of their attempt has published, for at most ``--timeout`` seconds. Then
+``common.gang.MASTER_PORTS`` and publishes ``{"attempt", "addr", "port", "task"}`` in the job record, only while
+the record is at its attempt and still holds its launch claim or names it as the job's task (so a rank 0 of a
+launch that was taken over cannot overwrite it). The other ranks poll the record until the rank 0 they were
+launched with (``TRAIN_MASTER_TASK``) has published, for at most ``--timeout`` seconds. Then
 ``MASTER_ADDR`` and ``MASTER_PORT`` are set and COMMAND replaces this process, so it gets SIGTERM directly.
 
 Exit codes: 2 bad usage or environment, 3 no rendezvous (timeout, or the attempt is over).
@@ -22,7 +24,7 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from common.gang import MASTER_PORTS, RENDEZVOUS
+from common.gang import LAUNCH_CLAIM_ENV, MASTER_PORTS, MASTER_TASK_ENV, RENDEZVOUS
 
 EXIT_USAGE = 2
 EXIT_NO_RENDEZVOUS = 3
@@ -33,14 +35,14 @@ class RendezvousError(Exception):
     """No rendezvous for this rank (exit 3)."""
 
 
-def private_address(metadata_uri: str, *, attempts: int = 10) -> str:
-    """The task's first private IPv4 address, from the task metadata endpoint v4."""
+def task_identity(metadata_uri: str, *, attempts: int = 10) -> tuple[str, str]:
+    """The task's ARN and first private IPv4 address, from the task metadata endpoint v4."""
     error: Exception | None = None
     for _ in range(attempts):
         try:
             with urllib.request.urlopen(metadata_uri.rstrip("/") + "/task", timeout=2) as response:
                 task = json.load(response)
-            return str(task["Containers"][0]["Networks"][0]["IPv4Addresses"][0])
+            return str(task["TaskARN"]), str(task["Containers"][0]["Networks"][0]["IPv4Addresses"][0])
         except (OSError, ValueError, KeyError, IndexError) as exc:
             error = exc
             time.sleep(0.5)
@@ -59,22 +61,37 @@ def free_port(host: str) -> int:
     raise RendezvousError(f"no free port in {MASTER_PORTS.start}..{MASTER_PORTS.stop - 1} on {host}")
 
 
-def publish(ddb: Any, table: str, job_id: str, attempt: int, addr: str, port: int) -> None:
-    """Rank 0: write the rendezvous into the job record, only while the job is still at this attempt."""
+def publish(
+    ddb: Any, table: str, job_id: str, attempt: int, addr: str, port: int, *, claim: str, task_arn: str
+) -> None:
+    """Rank 0: write the rendezvous into the job record, only while the job is still at this attempt and this
+    task's launch is the job's: the record still holds the launch claim it was started under (not recorded
+    yet) or names this task as the job's task (recorded). Last write does not win for a stale rank 0."""
+    rendezvous = {
+        "attempt": {"N": str(attempt)},
+        "addr": {"S": addr},
+        "port": {"N": str(port)},
+        "task": {"S": task_arn},
+    }
     try:
         ddb.update_item(
             TableName=table,
             Key={"pk": {"S": job_id}},
             UpdateExpression="SET #r = :r",
-            ConditionExpression="#a = :attempt",
-            ExpressionAttributeNames={"#r": RENDEZVOUS, "#a": "attempt"},
+            ConditionExpression="#a = :attempt AND (#c = :claim OR #t = :task)",
+            ExpressionAttributeNames={"#r": RENDEZVOUS, "#a": "attempt", "#c": "launch_claim", "#t": "task_arn"},
             ExpressionAttributeValues={
-                ":r": {"M": {"attempt": {"N": str(attempt)}, "addr": {"S": addr}, "port": {"N": str(port)}}},
+                ":r": {"M": rendezvous},
                 ":attempt": {"N": str(attempt)},
+                ":claim": {"S": claim},
+                ":task": {"S": task_arn},
             },
         )
     except ddb.exceptions.ConditionalCheckFailedException:
-        raise RendezvousError(f"job {job_id} is no longer at attempt {attempt}") from None
+        raise RendezvousError(
+            f"job {job_id} is no longer at attempt {attempt} launched with this task ({task_arn}): "
+            "a newer launch took over"
+        ) from None
 
 
 def wait_for_master(
@@ -83,11 +100,12 @@ def wait_for_master(
     job_id: str,
     attempt: int,
     *,
+    master_task: str,
     timeout: float,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> tuple[str, int]:
-    """Ranks > 0: (addr, port) once rank 0 of this attempt has published them."""
+    """Ranks > 0: (addr, port) once rank 0 of this attempt and launch (`master_task`) has published them."""
     deadline = clock() + timeout
     while True:
         item = ddb.get_item(
@@ -101,7 +119,7 @@ def wait_for_master(
         if current != attempt:
             raise RendezvousError(f"job {job_id} moved to attempt {current} while rank waited at attempt {attempt}")
         found = item.get(RENDEZVOUS, {}).get("M", {})
-        if found and int(found["attempt"]["N"]) == attempt:
+        if found and int(found["attempt"]["N"]) == attempt and found.get("task", {}).get("S") == master_task:
             return found["addr"]["S"], int(found["port"]["N"])
         if clock() >= deadline:
             raise RendezvousError(
@@ -122,11 +140,17 @@ def resolve(environ: Mapping[str, str], ddb: Any, *, timeout: float) -> dict[str
         metadata = environ.get("ECS_CONTAINER_METADATA_URI_V4")
         if not metadata:
             raise ValueError("ECS_CONTAINER_METADATA_URI_V4 is not set (not running as an ECS task?)")
-        addr = private_address(metadata)
+        claim = environ.get(LAUNCH_CLAIM_ENV)
+        if not claim:
+            raise ValueError(f"{LAUNCH_CLAIM_ENV} is not set (rank 0 is started by the submitter with it)")
+        task_arn, addr = task_identity(metadata)
         port = free_port(addr)
-        publish(ddb, table, job_id, attempt, addr, port)
+        publish(ddb, table, job_id, attempt, addr, port, claim=claim, task_arn=task_arn)
     else:
-        addr, port = wait_for_master(ddb, table, job_id, attempt, timeout=timeout)
+        master_task = environ.get(MASTER_TASK_ENV)
+        if not master_task:
+            raise ValueError(f"{MASTER_TASK_ENV} is not set (ranks > 0 are started by the submitter with it)")
+        addr, port = wait_for_master(ddb, table, job_id, attempt, master_task=master_task, timeout=timeout)
     return {"MASTER_ADDR": addr, "MASTER_PORT": str(port)}
 
 

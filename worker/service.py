@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import IO, Any
 
-from common.arrays import on_child_finished
 from common.errors import FieldError, JobSpecInvalid, JobStateConflict
+from common.finished import job_finished
 from common.jobspec import JobSpec, derive_job_id, guess_job_id, parse_job_spec
 from common.messages import JOB_ID, REASON, read_dispatch_attributes
 from common.retries import MAX_INTERRUPTIONS, after_failure, after_interruption
@@ -296,6 +296,7 @@ class Worker:
                 )
                 log.warning("job %s attempt %d: %s", job.job_id, job.attempt, job.reason)
                 if lost.give_up:
+                    self._finished(job)
                     self._delete(message)
                     return None
             else:
@@ -303,7 +304,7 @@ class Worker:
                 self._set_visibility(message, self.settings.visibility_seconds, "duplicate delivery")
                 return None
         if job.cancel_requested:
-            self.store.transition(
+            cancelled = self.store.transition(
                 job.job_id,
                 JobState.CANCELLED,
                 expected_states=job.state,
@@ -311,6 +312,7 @@ class Worker:
                 now=now,
                 reason="cancelled before it started",
             )
+            self._finished(cancelled)
             self._delete(message)
             return None
         attempt = job.attempt + 1 if job.state == JobState.RETRYING else job.attempt
@@ -457,9 +459,7 @@ class Worker:
         except JobStateConflict as conflict:
             log.error("job %s attempt %d: could not record %s (%s)", job.job_id, job.attempt, state, conflict)
             return
-        if finished.terminal:
-            with contextlib.suppress(Exception):  # the task-events reconcile pass settles a parent left behind
-                on_child_finished(self.store, finished, self.clock())
+        self._finished(finished)
         if delay is None:
             self._delete(message)
         else:
@@ -493,13 +493,27 @@ class Worker:
             reason=reason,
             body=message.body[:4096],
         )
-        if not created and job.state == JobState.SUBMITTED and job.attempt == 1:
-            # e.g. trainctl recorded it, then the worker's own rules refused it
+        if created:
+            self._finished(job)
+        elif job.state == JobState.SUBMITTED and job.attempt == 1:
+            # e.g. trainctl or a sweep's fan-out recorded it, then the worker's own rules refused it
             with contextlib.suppress(JobStateConflict):
-                self.store.transition(
-                    job_id, JobState.REJECTED, expected_states=job.state, expected_attempt=1, now=now, reason=reason
+                self._finished(
+                    self.store.transition(
+                        job_id, JobState.REJECTED, expected_states=job.state, expected_attempt=1, now=now, reason=reason
+                    )
                 )
         self._delete(message)
+
+    def _finished(self, record: JobRecord) -> None:
+        """A job this worker ended: its EMF metric line on stdout (ECS awslogs delivers it to CloudWatch as EMF)
+        and its count on a sweep's parent (common.finished; the task-events reconcile pass covers a failure)."""
+        with contextlib.suppress(Exception):
+            job_finished(self.store, record, self.clock(), emit=self._emit)
+
+    def _emit(self, line: str) -> None:
+        self.sink.write(line.encode() + b"\n")
+        self.sink.flush()
 
     # -- SQS -------------------------------------------------------------------------------------------------------
 

@@ -1,8 +1,9 @@
 """Parents of array jobs and sweeps: children counts, and the parent's state derived from its children.
 
 Parent record attributes: ``kind`` = "array", ``array_size``, ``enqueued`` (children created and sent so far),
-``children_finished`` (a counter bumped as each child ends; when it reaches the size the children are read and
-the parent settles). Child records carry ``parent_id`` and ``array_index``; a child's id is ``<parent>-<index>``.
+``children_finished`` (a counter bumped as each child ends; when it reaches the size, or for a parent cancelled
+during its fan-out the number enqueued, the children are read and the parent settles). Child records carry
+``parent_id`` and ``array_index``; a child's id is ``<parent>-<index>``.
 The parent ends SUCCEEDED when every child succeeded, FAILED when any child failed (or was rejected) after its
 retries, naming them, else CANCELLED; its cost fields are the sums of its children's.
 """
@@ -113,11 +114,13 @@ def settle(store: JobStore, parent: JobRecord, now: datetime) -> JobRecord:
 
 def on_child_finished(store: JobStore, child: JobRecord, now: datetime) -> JobRecord | None:
     """Count a child's end on its parent and settle the parent after the last one (None: not a child)."""
-    parent_id = child.extra.get("parent_id") or _spec_parent(child.spec)
+    parent_id = child.extra.get("parent_id") or _spec_parent(child.spec or child.extra.get("body"))
     if not isinstance(parent_id, str) or not child.terminal:
         return None
     parent = store.add_to(parent_id, "children_finished", 1, now=now)
-    if int(parent.extra.get("children_finished") or 0) < size(parent):
+    # the last child, or (a parent cancelled during its fan-out) the last of the children enqueued before it
+    last = size(parent) if not parent.cancel_requested else min(size(parent), enqueued(parent))
+    if int(parent.extra.get("children_finished") or 0) < last:
         return parent
     return settle(store, parent, now)
 

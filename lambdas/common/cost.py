@@ -102,7 +102,7 @@ def job_cost(usage: Iterable[Mapping[str, Any]], prices: Mapping[str, Rate]) -> 
 
 def sum_costs(records: Iterable[Mapping[str, Any]]) -> dict[str, float]:
     """A sweep's totals: the sum of its children's cost fields (children without a cost count as 0)."""
-    keys = (*COST_FIELDS, "vcpu_seconds", "interrupted_vcpu_seconds")
+    keys = (*COST_FIELDS, "vcpu_seconds", "gb_seconds", "interrupted_vcpu_seconds")
     totals = dict.fromkeys(keys, 0.0)
     for record in records:
         for key in keys:

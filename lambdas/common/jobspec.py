@@ -64,6 +64,7 @@ _ARRAY_WAIT_FIELDS = (
     "max_wait",
     "dedicated",
     "spot",
+    "image",
     "gpu",
 )
 """Fields the array/sweep and max_wait cross-field rules read (common.sweep, common.waiting)."""

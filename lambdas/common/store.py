@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from common.errors import InvalidTransition, JobStateConflict
+from common.gang import RENDEZVOUS
 from common.states import INITIAL, TERMINAL, JobState, can_transition
 from common.timeutil import iso
 
@@ -392,10 +393,12 @@ class JobStore:
         """Take the launch lease for (job, attempt) before calling RunTask: only one consumer can hold it.
 
         Without `takeover_from` the job must be unclaimed; with it, the job must still hold that (expired)
-        claim, so exactly one consumer recovers an abandoned launch. A cancel request blocks the claim."""
+        claim, so exactly one consumer recovers an abandoned launch. A cancel request blocks the claim. A gang's
+        rendezvous is removed here, before the launch's rank 0 can publish (common.gang)."""
         update = _Update()
         update.set("launch_claim", claim)
         update.set("launch_claimed_at", iso(now))
+        update.remove(RENDEZVOUS)  # before any RunTask: the launch's rank 0 may publish as soon as it runs
         update.set("updated_at", iso(now))
         update.expect_states((state,))
         update.expect_equal("attempt", attempt)

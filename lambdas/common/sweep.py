@@ -222,6 +222,15 @@ def array_errors(values: Mapping[str, Any], invalid: Collection[str]) -> list[Fi
                 f"<job_id>-<index>); got {len(job_id)}",
             )
         )
+    image = values.get("image", "default")
+    if is_parent and "image" not in invalid and image != "default" and values.get("dedicated") is not True:
+        errors.append(
+            FieldError(
+                "image",
+                f"the children of a non-dedicated array or sweep run on the worker queue, which runs the worker "
+                f"image only; set dedicated: true for {image!r}",
+            )
+        )
     if is_parent and (values.get("parent_id") is not None or values.get("array_index") is not None):
         errors.append(FieldError("parent_id", "parent_id / array_index are set by the system on children only"))
     if (values.get("parent_id") is None) != (values.get("array_index") is None):

@@ -5,13 +5,17 @@ group of 10 children: create each child's record if absent (``<parent>-<index>``
 their specs to the worker queue (or, for dedicated jobs, the dispatch queue), then move the mark. A redelivered
 or crashed fan-out resumes at the mark: no child is created twice, and at most one group is sent twice (the
 consumers skip a duplicate by job id). One invocation enqueues at most ``CHUNK`` children, then re-sends the
-parent message to continue; the last group moves the parent to RUNNING. A cancel request stops the fan-out.
+parent message to continue; the last group moves the parent to RUNNING. A cancel request stops the fan-out
+(checked before and after each group, also mid-invocation): the group in flight is cancelled too (its children
+may have been created after `trainctl cancel` listed the enqueued ones), and the parent settles CANCELLED with
+its counts as soon as its enqueued children are terminal (common.arrays.on_child_finished).
 
 Also here: `hold_for_spot`, which keeps a ``max_wait: ON_DEMAND`` job on Spot until its deadline.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -21,11 +25,12 @@ from common import waiting
 from common.arrays import KIND, enqueued, settle
 from common.ecs import FARGATE_SPOT
 from common.errors import JobSpecInvalid, JobStateConflict
+from common.finished import job_finished
 from common.jobspec import JobSpec
 from common.messages import dispatch_attributes
-from common.states import JobState
+from common.states import WAITING, JobState
 from common.store import JobRecord, JobStore
-from common.sweep import expand, size_of
+from common.sweep import child_id, expand, size_of
 from submitter.logic import LaunchPlan
 
 CHUNK = 500
@@ -75,10 +80,9 @@ def fan_out(
     )
     if parent.terminal or parent.state != JobState.SUBMITTED:
         return "DuplicatesSkipped"
-    if parent.cancel_requested:
-        settle(store, parent, clock())
-        return "JobsCancelled"
     start = enqueued(parent)
+    if parent.cancel_requested:  # a crash may have left the next group created (not yet marked): cancel it too
+        return _stop(store, parent, range(start, min(len(children), start + GROUP)), clock)
     for first in range(start, min(len(children), start + CHUNK), GROUP):
         group = children[first : first + GROUP]
         for child in group:
@@ -97,17 +101,54 @@ def fan_out(
         if marked is None:
             return "DuplicatesSkipped"
         parent = marked
+        if parent.cancel_requested:  # cancelled during this invocation: stop here, with this group
+            return _stop(store, parent, range(first, first + len(group)), clock)
     if enqueued(parent) < len(children):
         queues.send(dispatch_queue_url, spec.to_json(), dispatch_attributes(attempt=1))
         return "ArrayFanOutContinued"
     return "ArrayChildrenEnqueued"
 
 
+def _stop(store: JobStore, parent: JobRecord, indexes: range, clock: Callable[[], datetime]) -> str:
+    """Stop the fan-out of a cancelled parent: cancel the children of the group around the cancel that are still
+    waiting (the running ones see their cancel request), then settle the parent if its children allow it."""
+    ids = [child_id(parent.job_id, i) for i in indexes if i >= 0]
+    for child in store.get_many(ids).values():
+        if child.terminal:
+            continue
+        with contextlib.suppress(JobStateConflict):
+            child = store.request_cancel(child.job_id, now=clock(), reason=f"cancelled with its parent {parent.job_id}")
+            if child.state in WAITING and child.launch_claim is None:
+                ended = store.transition(
+                    child.job_id,
+                    JobState.CANCELLED,
+                    expected_states=child.state,
+                    expected_attempt=child.attempt,
+                    now=clock(),
+                    reason=f"cancelled with its parent {parent.job_id} before it started",
+                )
+                job_finished(store, ended, clock())
+    current = store.get(parent.job_id) or parent
+    settle(store, current, clock())
+    return "JobsCancelled"
+
+
 def _mark(store: JobStore, parent: JobRecord, done: int, total: int, now: datetime) -> JobRecord | None:
-    """Record progress; the last group moves the parent to RUNNING. None when another consumer moved it on."""
+    """Record progress; the last group moves the parent to RUNNING (unless a cancel arrived: the progress write
+    returns the cancel flag first). None when another consumer moved it on."""
     reason = f"{total} children enqueued" if done == total else f"fanning out: {done} of {total} children enqueued"
     try:
-        if done == total:
+        progress = store.annotate(
+            parent.job_id,
+            expected_states=JobState.SUBMITTED,
+            expected_attempt=parent.attempt,
+            now=now,
+            reason=reason,
+            enqueued=done,
+            kind=KIND,  # also when trainctl created the record
+            array_size=total,
+        )
+        if done == total and not progress.cancel_requested:
             return store.transition(
                 parent.job_id,
                 JobState.RUNNING,
@@ -119,16 +160,7 @@ def _mark(store: JobStore, parent: JobRecord, done: int, total: int, now: dateti
                 kind=KIND,
                 array_size=total,
             )
-        return store.annotate(
-            parent.job_id,
-            expected_states=JobState.SUBMITTED,
-            expected_attempt=parent.attempt,
-            now=now,
-            reason=reason,
-            enqueued=done,
-            kind=KIND,  # also when trainctl created the record
-            array_size=total,
-        )
+        return progress
     except JobStateConflict:
         return None
 

@@ -68,14 +68,24 @@ GangOutcome = GangLaunched | GangWaiting | GangUnknown | GangRefused
 
 
 def rank_request(
-    plan: LaunchPlan, provider: str, *, rank: int, nodes: int, jobs_table: str, claim: str
+    plan: LaunchPlan,
+    provider: str,
+    *,
+    rank: int,
+    nodes: int,
+    jobs_table: str,
+    claim: str,
+    master_task: str | None = None,
 ) -> dict[str, Any]:
     """The RunTask request of one rank: the plan's request plus the rank's environment, the rendezvous wrapper
-    around the job's command, the gang's group, a rank tag and a rank-specific client token."""
+    around the job's command, the gang's group, a rank tag and a rank-specific client token. Ranks > 0 need
+    `master_task`, rank 0's task ARN of this launch (so rank 0 is started first)."""
     request = plan.request(provider)
     (container,) = request["overrides"]["containerOverrides"]
     environment = {e["name"]: e["value"] for e in container["environment"]}
-    environment.update(rank_environment(rank=rank, nodes=nodes, jobs_table=jobs_table))
+    environment.update(
+        rank_environment(rank=rank, nodes=nodes, jobs_table=jobs_table, claim=claim, master_task=master_task)
+    )
     container = {
         **container,
         "command": [*RENDEZVOUS_COMMAND, *container["command"]],
@@ -102,7 +112,10 @@ def launch_gang(ecs: GangEcs, plan: LaunchPlan, *, nodes: int, jobs_table: str, 
         started: list[str] = []
         for rank in range(nodes):
             try:
-                request = rank_request(plan, provider, rank=rank, nodes=nodes, jobs_table=jobs_table, claim=claim)
+                master = started[0] if started else None
+                request = rank_request(
+                    plan, provider, rank=rank, nodes=nodes, jobs_table=jobs_table, claim=claim, master_task=master
+                )
                 response = ecs.run_task(request)
             except OverridesTooLarge as exc:
                 return GangRefused(f"invalid job spec: environment: {exc}")

@@ -28,8 +28,8 @@ from typing import Any, Protocol
 from aws_lambda_powertools import Logger
 
 from common import waiting
-from common.arrays import on_child_finished
 from common.errors import JobSpecInvalid, JobStateConflict, RequestRejected, Throttled, TransientAwsError
+from common.finished import job_finished
 from common.jobspec import Deployment, JobSpec, derive_job_id, guess_job_id, parse_job_spec
 from common.messages import JOB_ID, REASON, DispatchAttributes, dispatch_attributes, read_dispatch_attributes
 from common.states import WAITING, JobState
@@ -231,7 +231,8 @@ class Batch:
         if prefer != meta.prefer_on_demand:
             plan = plan_launch(spec, attempt=meta.attempt, prefer_on_demand=prefer, config=self._launch_config)
         plan = hold_for_spot(plan, spec, job, now)
-        if waiting.expired(spec, job, now) == waiting.FAIL and job.launch_claim is None and not job.terminal:
+        if job.state in WAITING and job.launch_claim is None and waiting.expired(spec, job, now) == waiting.FAIL:
+            # only a job still waiting with no launch in progress: a DISPATCHED job's task may be starting
             return self._finish_waiting(job, JobState.FAILED, waiting.expiry_reason(spec, job))
         decision = decide(job=job, message_attempt=meta.attempt, now=now, room=room, room_reason=room_reason)
         if isinstance(decision, Skip):
@@ -346,8 +347,7 @@ class Batch:
                 exit_code=None,
                 stopped_reason=None,
                 queue="dispatch",
-                rendezvous=None,
-                **fields,
+                **fields,  # no rendezvous=None: claim_launch cleared it before RunTask; rank 0 may have published
             )
         except JobStateConflict as conflict:
             # Our lease expired (an invocation slower than LAUNCH_LEASE_SECONDS) and another consumer took
@@ -417,7 +417,7 @@ class Batch:
         return self._finish_waiting(job, JobState.CANCELLED, reason)
 
     def _finish_waiting(self, job: JobRecord, state: JobState, reason: str) -> Outcome:
-        """End a job that never got a task (cancelled, or past its max_wait), and count it on its parent."""
+        """End a job that never got a task (cancelled, or past its max_wait): its metric, its count on its parent."""
         try:
             ended = self._ports.store.transition(
                 job.job_id,
@@ -429,7 +429,7 @@ class Batch:
             )
         except JobStateConflict:
             return Outcome.SKIPPED
-        on_child_finished(self._ports.store, ended, self._ports.clock())
+        job_finished(self._ports.store, ended, self._ports.clock())
         return Outcome.CANCELLED if state == JobState.CANCELLED else Outcome.EXPIRED
 
     def _reject(self, message: Message, reason: str, *, attempt: int, job_id: str | None = None) -> Outcome:
@@ -453,9 +453,11 @@ class Batch:
             reason=reason,
             body=message.body[:4096],
         )
-        if not created and job.state == JobState.SUBMITTED and job.launch_claim is None and job.attempt == attempt:
+        if created:
+            job_finished(ports.store, job, now)
+        elif job.state == JobState.SUBMITTED and job.launch_claim is None and job.attempt == attempt:
             with contextlib.suppress(JobStateConflict):
-                ports.store.transition(
+                rejected = ports.store.transition(
                     job_id,
                     JobState.REJECTED,
                     expected_states=job.state,
@@ -463,7 +465,8 @@ class Batch:
                     now=now,
                     reason=reason,
                 )
-        elif not created:
+                job_finished(ports.store, rejected, now)
+        else:
             logger.warning("invalid message for an existing job left the job alone", extra={"job_state": job.state})
         logger.warning("rejected", extra={"job_id": job_id, "reason": reason})
         return Outcome.REJECTED

@@ -4,7 +4,7 @@
   cost when the job ends), so a duplicate event can never count an attempt twice.
 - `after_terminal`: counts a child's end on its parent and prints one EMF metric line per finished job.
 - `housekeeping` (reconcile pass): fails jobs past ``max_wait`` (action FAIL) that never started, and settles
-  sweep parents whose last child's count was lost.
+  sweep parents whose last child's count was lost (RUNNING ones, and SUBMITTED ones cancelled during fan-out).
 """
 
 from __future__ import annotations
@@ -13,21 +13,19 @@ import contextlib
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
-from aws_lambda_powertools import Logger
-
 from common import arrays, waiting
-from common.cost import Rate, attempt_usage, emf_line, record_fields
+from common.cost import Rate, attempt_usage, record_fields
 from common.errors import JobSpecInvalid, JobStateConflict
+from common.finished import job_finished
 from common.jobspec import JobSpec, parse_job_spec
 from common.states import JobState
 from common.store import JobRecord, JobStore
 from common.timeutil import iso, parse_iso
 from task_events.logic import INTERRUPTION_STOP_CODES, TaskView
 
-logger = Logger(child=True)
-
 PARENT_SETTLE_SECONDS = 600
-"""A RUNNING sweep parent untouched this long is re-checked against its children by the reconcile pass."""
+"""A RUNNING (or cancelled SUBMITTED) sweep parent untouched this long is re-checked against its children by the
+reconcile pass."""
 MAX_WAIT_CLAIM = "max-wait"
 
 
@@ -69,34 +67,24 @@ def _started_this_attempt(job: JobRecord) -> bool:
 
 
 def after_terminal(store: JobStore, record: JobRecord, now: datetime) -> None:
-    """Count the end on a sweep's parent (the reconcile pass covers a failure here) and emit the job's metric."""
-    print(
-        emf_line(
-            at=now,
-            job_id=record.job_id,
-            state=record.state.value,
-            queue=record.queue,
-            cost=record.extra,
-            parent_id=record.extra.get("parent_id"),
-        ),
-        flush=True,
-    )
-    try:
-        arrays.on_child_finished(store, record, now)
-    except Exception:
-        logger.exception("could not update the parent of a finished child", extra={"job_id": record.job_id})
+    """Emit the job's metric and count the end on a sweep's parent (common.finished, shared by every path)."""
+    job_finished(store, record, now)
 
 
 def housekeeping(store: JobStore, now: datetime) -> dict[str, int]:
     """The reconcile pass's extra duties; returns counts by metric name."""
     counts = {"JobsMaxWaitFailed": 0, "ParentsSettled": 0}
-    for state in (JobState.SUBMITTED, JobState.RETRYING):
-        for job in store.query_state(state):
-            if not job.started_at and job.spec and _fail_past_max_wait(store, job, now):
-                counts["JobsMaxWaitFailed"] += 1
+    submitted = list(store.query_state(JobState.SUBMITTED))
+    for job in [*submitted, *store.query_state(JobState.RETRYING)]:
+        if not job.started_at and job.spec and _fail_past_max_wait(store, job, now):
+            counts["JobsMaxWaitFailed"] += 1
     stale = iso(now - timedelta(seconds=PARENT_SETTLE_SECONDS))
-    for parent in store.query_state(JobState.RUNNING, updated_before=stale):
-        if arrays.is_parent(parent):
+    parents = [
+        *store.query_state(JobState.RUNNING, updated_before=stale),
+        *(job for job in submitted if job.updated_at and job.updated_at < stale),
+    ]
+    for parent in parents:  # a SUBMITTED one only when cancelled during its fan-out (no more fan-out runs)
+        if arrays.is_parent(parent) and (parent.state == JobState.RUNNING or parent.cancel_requested):
             settled = arrays.settle(store, parent, now)
             if settled.terminal:
                 counts["ParentsSettled"] += 1

@@ -6,8 +6,10 @@ reads the picture of the current attempt, all-or-nothing:
 
 - a rank interrupted (Spot) or unable to start for lack of capacity: the whole gang restarts, preferring on-demand,
   as an interruption (common.retries); this is decided on the interruption notice, before the rank stops;
-- a rank that stops otherwise without exit code 0 (failed to start, lost, non-zero exit): the whole gang restarts
-  per the job's retry rules, or the job FAILS;
+- a rank that stops otherwise without exit code 0 (failed to start, lost, non-zero exit): the first to stop is
+  judged like a single task (task_events.logic.after_failed_stop: the job's retry rules, then the built-in
+  defaults, so out of memory or an image that cannot be pulled FAILS the job at once); else the whole gang
+  restarts using one attempt, or the job FAILS when none is left;
 - every rank exited 0: SUCCEEDED; every rank RUNNING: the job is RUNNING;
 - a cancel request or a user's StopTask on a rank ends the job CANCELLED (FAILED past the timeout).
 
@@ -36,6 +38,7 @@ from task_events.logic import (
     MarkRunning,
     StopForTimeout,
     TaskView,
+    after_failed_stop,
     after_failure,
     after_interruption,
     describe_stop,
@@ -111,14 +114,14 @@ def decide_gang(
         action = after_interruption(job, f"rank {rank} of {len(arns)} {what} ({describe_stop(view)})")
         return GangDecision(action, live, view)
     if failed:
-        rank, view = failed[0]
+        rank, view = min(failed, key=_first_stopped)  # the cause; the peers' later exits are its consequence
         what = f"rank {rank} of {len(arns)}: {describe_stop(view)}"
         if view.stop_code == "UserInitiated":
             stopped_at = parse_iso(view.stopped_at) if view.stopped_at else now
             if timed_out(job, spec, stopped_at):
                 return GangDecision(Finish(JobState.FAILED, f"{timeout_reason(job, spec)}; {what}"), live, view)
             return GangDecision(Finish(JobState.CANCELLED, f"a rank was stopped by a user ({what})"), live, view)
-        return GangDecision(after_failure(job, spec, what, view.exit_code), live, view)
+        return GangDecision(after_failed_stop(job, spec, view, what), live, view)
     if len(stopped) == len(arns):
         return GangDecision(Finish(JobState.SUCCEEDED, None, 0))
     if timed_out(job, spec, now):
@@ -134,6 +137,11 @@ def decide_gang(
     return GangDecision(
         Ignore(f"{len(running)} of {len(arns)} ranks running, {len(stopped)} exited 0; job {job.state}")
     )
+
+
+def _first_stopped(ranked: tuple[int, TaskView]) -> tuple[bool, str, int]:
+    rank, view = ranked
+    return view.stopped_at is None, view.stopped_at or "", rank
 
 
 def _dispatched_before(job: JobRecord, now: datetime, seconds: int) -> bool:

@@ -209,6 +209,13 @@ def decide_stopped(job: JobRecord, spec: JobSpec, task: TaskView, *, now: dateti
         return Finish(JobState.CANCELLED, f"task stopped by a user ({what})", task.exit_code)
     if essential_exit_ok:
         return Finish(JobState.SUCCEEDED, None, 0)
+    return after_failed_stop(job, spec, task, what)
+
+
+def after_failed_stop(job: JobRecord, spec: JobSpec, task: TaskView, what: str) -> Finish | Retry:
+    """A task that stopped without success (not interrupted, cancelled or stopped by a user): the job's retry
+    rules and the built-in defaults (common.retry_rules) decide between failing now and after_failure. Used for
+    a single task and for the failed rank of a gang alike."""
     reasons = "; ".join(r for r in (task.stopped_reason, task.container_reason) if r) or None
     rule = evaluate(spec.retry_rules, Stop(task.exit_code, task.stop_code, reasons), oom_advice=memory_advice(spec))
     if rule.action == EXIT:

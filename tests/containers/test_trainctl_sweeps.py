@@ -185,8 +185,6 @@ def test_every_waiting_reason(deployment: Deployment) -> None:
         f"next try at {iso(NOW + timedelta(seconds=40))}; on-demand fallback planned at {fallback}",
         f"max_wait 600 s: falls back to on-demand at {fallback} if not started by then",
     ]
-    gang = annotate(deployment, record(deployment, "e", queue="dispatch").job_id, "waiting: gang of 4: 2 ranks started")
-    assert explain(facts(gang)) == ["waiting for its gang: gang of 4: 2 ranks started"]
     rejected = record(deployment, "f", state=S.REJECTED, reason="invalid job spec: cpu: 300 is not a Fargate cpu size")
     assert explain(facts(rejected)) == ["rejected: invalid job spec: cpu: 300 is not a Fargate cpu size"]
 
@@ -195,3 +193,74 @@ def test_every_waiting_reason(deployment: Deployment) -> None:
     assert explain(facts(waiting_job, queue=queue))[1] == (
         f"max_wait 60 s: fails at {iso(NOW + timedelta(seconds=60))} if not started by then"
     )
+
+
+def test_a_partly_started_gang_waits_for_its_gang(
+    deployment: Deployment, capsys: pytest.CaptureFixture[str], request: pytest.FixtureRequest
+) -> None:
+    """A 2-rank job as the submitter records it (DISPATCHED, gang_tasks); rank 0 runs, rank 1 is still pending."""
+    import boto3
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ecs.models import ecs_backends
+    from moto.moto_api import state_manager
+
+    state_manager.set_transition("ecs::task", {"progression": "manual", "times": 1_000_000})  # statuses stay put
+    request.addfinalizer(lambda: state_manager.unset_transition("ecs::task"))
+    ecs = boto3.client("ecs", region_name=test_trainctl.REGION)
+    ecs.create_cluster(clusterName="training")
+    container = {"name": "trainer", "image": "trainer:latest", "memory": 512}
+    ecs.register_task_definition(family="training", containerDefinitions=[container])
+    network = {"awsvpcConfiguration": {"subnets": ["subnet-1"]}}
+    started = ecs.run_task(
+        cluster="training",
+        taskDefinition="training",
+        count=2,
+        group="gang:e",
+        startedBy="e",
+        launchType="FARGATE",
+        networkConfiguration=network,
+    )
+    arns = [task["taskArn"] for task in started["tasks"]]
+    tasks = ecs_backends[DEFAULT_ACCOUNT_ID][test_trainctl.REGION].tasks["training"]
+    tasks[arns[0]].last_status, tasks[arns[1]].last_status = "RUNNING", "PENDING"
+    spec = {"job_id": "e", "command": ["p"], "dedicated": True, "nodes": 2}
+    put(deployment, "e", queue="dispatch", spec=spec)
+    deployment.store.transition(
+        "e",
+        S.DISPATCHED,
+        expected_states=S.SUBMITTED,
+        expected_attempt=1,
+        now=NOW,
+        task_arn=arns[0],
+        capacity_provider="FARGATE_SPOT",
+        gang_tasks=arns,
+    )
+    code, out, _ = run(capsys, "explain", "e")
+    expected = f"waiting for its gang: 1 of 2 ranks running (rank 1 PENDING) on FARGATE_SPOT (launched {iso(NOW)})"
+    assert code == 0 and expected in out, out
+    gang = deployment.store.get("e")
+    assert gang is not None and explain(facts(gang)) == [
+        f"waiting for its gang: 2 ranks starting on FARGATE_SPOT (launched {iso(NOW)})"
+    ]
+    single = record(deployment, "s", queue="dispatch")
+    deployment.store.transition(
+        "s",
+        S.DISPATCHED,
+        expected_states=S.SUBMITTED,
+        expected_attempt=1,
+        now=NOW,
+        task_arn=arns[0],
+        capacity_provider="FARGATE",
+    )
+    assert single is not None
+    dispatched = deployment.store.get("s")
+    assert dispatched is not None and explain(facts(dispatched))[0].startswith("its task is starting on FARGATE")
+
+
+def test_submit_rejects_a_non_dedicated_sweep_of_another_image(
+    deployment: Deployment,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _, err = run(capsys, "submit", "--array", "3", "--image", "custom", "--command", "python t.py")
+    assert code == 2 and "image: the children of a non-dedicated array or sweep run on the worker queue" in err
+    assert deployment.messages("DispatchQueueUrl") == []

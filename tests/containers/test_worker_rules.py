@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from datetime import timedelta
+
 from common.states import JobState
 from common.store import JobStore
 from tests.containers import test_worker
@@ -49,3 +52,36 @@ def test_a_child_gets_its_index_and_counts_on_its_parent(world: World) -> None:
     parent = store.get("p")
     assert parent is not None and parent.extra["children_finished"] == 1
     assert parent.state == JobState.SUCCEEDED and parent.reason == "1 children: 1 SUCCEEDED"
+
+
+def test_every_way_a_worker_ends_a_child_counts_on_its_parent_and_emits_one_metric(world: World) -> None:
+    store: JobStore = world.store
+    then = test_worker.utcnow() - timedelta(hours=1)
+    store.create_if_absent("q", state=JobState.SUBMITTED, attempt=1, now=then, kind="array", array_size=4, enqueued=4)
+    store.transition("q", JobState.RUNNING, expected_states=JobState.SUBMITTED, expected_attempt=1, now=then)
+    for index in range(4):
+        store.create_if_absent(
+            f"q-{index}",
+            state=JobState.SUBMITTED,
+            attempt=1,
+            now=then,
+            queue="worker",
+            parent_id="q",
+            array_index=index,
+            interruptions=5 if index == 2 else 0,
+        )
+    store.request_cancel("q-0", now=then)  # cancelled before it started
+    store.transition("q-2", JobState.RUNNING, expected_states=JobState.SUBMITTED, expected_attempt=1, now=then)
+    world.send(spec("q-0", "raise SystemExit('must not run')", parent_id="q", array_index=0))
+    world.send(spec("q-1", "print(1)", parent_id="q", array_index=1, image="custom"))  # rejected by the worker
+    world.send(spec("q-2", "raise SystemExit('must not run')", parent_id="q", array_index=2))  # lost, gave up
+    world.send(spec("q-3", "print(3)", parent_id="q", array_index=3))
+    worker = world.worker()
+    worker.run()
+    states = [world.job(f"q-{i}").state for i in range(4)]
+    assert states == [JobState.CANCELLED, JobState.REJECTED, JobState.FAILED, JobState.SUCCEEDED]
+    parent = world.job("q")
+    assert parent.extra["children_finished"] == 4 and parent.state == JobState.FAILED
+    metrics = [json.loads(line) for line in test_worker.output(worker).splitlines() if line.startswith('{"_aws"')]
+    assert sorted(m["job_id"] for m in metrics) == ["q-0", "q-1", "q-2", "q-3"]
+    assert {m["Queue"] for m in metrics} == {"worker"} and all(m["parent_id"] == "q" for m in metrics)

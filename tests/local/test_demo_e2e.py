@@ -72,7 +72,7 @@ def test_the_interrupted_job_resumed_from_its_checkpoint_and_succeeded(run: tupl
     _, record, _ = run
     assert record["interruption"], "no Spot interruption was injected"
     interrupted = [j for j in record["jobs"] if j["interruptions"] and j["queue"] == "worker"]
-    assert len(interrupted) == 1  # the distributed job's interruption: tests/local/test_gang_e2e.py
+    assert len(interrupted) == 1  # the distributed job's is checked below
     job = interrupted[0]
     assert job["state"] == "SUCCEEDED" and job["attempt"] == 2
     assert job["resumed_from_step"] and job["resumed_from_step"] > 0
@@ -116,7 +116,9 @@ def test_every_attempt_ran_all_ranks_on_one_provider(run: tuple) -> None:
     first, second = ranks[:2], ranks[2:]
     assert {r["capacity_provider"] for r in first} == {"FARGATE_SPOT"}
     assert {r["capacity_provider"] for r in second} == {"FARGATE"}  # after an interruption: on-demand
-    assert [r["stop_code"] for r in first] == ["UserInitiated", "SpotInterruption"]  # rank 0 stopped by the gang
+    assert first[1]["stop_code"] == "SpotInterruption"
+    # rank 0 either stopped at the checkpoint both ranks agreed on (exit 143) or was stopped by the gang first
+    assert (first[0]["stop_code"], first[0]["exit_code"]) in {("EssentialContainerExited", 143), ("UserInitiated", 143)}
     assert all(r["last_status"] == "STOPPED" for r in ranks)  # no rank left running
     assert [r["exit_code"] for r in second] == [0, 0]
 

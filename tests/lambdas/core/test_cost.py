@@ -81,6 +81,15 @@ def test_sweep_sum_and_metric_line() -> None:
     assert line["JobCostUSD"] == 0.75 and line["parent_id"] == "p" and line["_aws"]["Timestamp"] == 1795608000000
 
 
+def test_a_sweeps_totals_include_every_usage_total() -> None:
+    children = [
+        {"vcpu_seconds": 120.0, "gb_seconds": 240.0, "interrupted_vcpu_seconds": 60.0},
+        {"vcpu_seconds": 60.0, "gb_seconds": 120.5},
+    ]
+    totals = sum_costs(children)
+    assert (totals["vcpu_seconds"], totals["gb_seconds"], totals["interrupted_vcpu_seconds"]) == (180.0, 360.5, 60.0)
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

@@ -269,3 +269,71 @@ def test_reconcile_catches_a_gang_whose_events_were_lost(
     ecs_moves(clients, rank1, "STOPPED", exit_code=0)
     assert on(scheduled_event()).get("JobsSucceeded") == 1
     assert current(store, "g-lost").state == S.SUCCEEDED
+
+
+# --- rendezvous -----------------------------------------------------------------------------------
+
+
+class Rank0PublishesEarly(ScriptedEcs):
+    """Rank 0 starts and publishes its address while the submitter is still starting rank 1."""
+
+    def __init__(self, ecs: Any, ddb: Any, table: str) -> None:
+        super().__init__(ecs, no_capacity=set())
+        self.ddb, self.table, self.claim = ddb, table, ""
+
+    def run_task(self, request: Any) -> Any:
+        env = {e["name"]: e["value"] for e in request["overrides"]["containerOverrides"][0]["environment"]}
+        if env["RANK"] == "0":
+            self.claim = env["TRAIN_LAUNCH_CLAIM"]
+        else:
+            from worker import rendezvous
+
+            job_id, attempt, master = env["TRAIN_JOB_ID"], int(env["TRAIN_ATTEMPT"]), env["TRAIN_MASTER_TASK"]
+            rendezvous.publish(
+                self.ddb, self.table, job_id, attempt, "10.0.1.7", 29411, claim=self.claim, task_arn=master
+            )
+        return super().run_task(request)
+
+
+def test_an_address_rank_0_publishes_during_the_launch_is_kept(
+    world: World, clients: dict[str, Any], store: JobStore
+) -> None:
+    from worker import rendezvous
+
+    ecs = Rank0PublishesEarly(clients["ecs"], clients["dynamodb"], world.table)
+    submit("g-rdv", ports=scripted_ports(store, clients, ecs))
+    job = current(store, "g-rdv")
+    rank0, rank1 = ranks(clients, "g-rdv")
+    assert job.state == S.DISPATCHED and _env(rank1)["TRAIN_MASTER_TASK"] == rank0["taskArn"] == job.task_arn
+    assert "TRAIN_MASTER_TASK" not in _env(rank0) and _env(rank0)["TRAIN_LAUNCH_CLAIM"] == ecs.claim
+    found = rendezvous.wait_for_master(
+        clients["dynamodb"], world.table, "g-rdv", 1, master_task=job.task_arn, timeout=0
+    )
+    assert found == ("10.0.1.7", 29411)
+
+
+def test_taking_the_launch_claim_clears_the_previous_rendezvous(
+    world: World, clients: dict[str, Any], store: JobStore
+) -> None:
+    """A takeover relaunches the same attempt: the lost launch's address must not be found by the new ranks."""
+    old = {"M": {"attempt": {"N": "1"}, "addr": {"S": "10.0.0.9"}, "port": {"N": "29400"}, "task": {"S": "arn:old"}}}
+    item = {"pk": {"S": "g-take"}, "state": {"S": "SUBMITTED"}, "attempt": {"N": "1"}}
+    clients["dynamodb"].put_item(TableName=world.table, Item={**item, "launch_claim": {"S": "c1"}, "rendezvous": old})
+    store.claim_launch("g-take", state=S.SUBMITTED, attempt=1, claim="c2", now=datetime.now(UTC), takeover_from="c1")
+    raw = clients["dynamodb"].get_item(TableName=world.table, Key={"pk": {"S": "g-take"}})["Item"]
+    assert raw["launch_claim"] == {"S": "c2"} and "rendezvous" not in raw
+
+
+def test_a_rank_out_of_memory_fails_the_gang_at_once_and_stops_the_other(
+    world: World, clients: dict[str, Any], store: JobStore
+) -> None:
+    submit("g-oom")
+    rank0, rank1 = (t["taskArn"] for t in ranks(clients, "g-oom"))
+    on(ecs_moves(clients, rank0, "RUNNING"))
+    on(ecs_moves(clients, rank1, "RUNNING"))
+    on(ecs_moves(clients, rank1, "STOPPED", exit_code=137, reason="OutOfMemoryError: container killed"))
+    job = current(store, "g-oom")
+    assert job.state == S.FAILED and job.failures == 0 and "out of memory" in str(job.reason)
+    assert "rank 1 of 2" in str(job.reason) and "`memory`" in str(job.reason)
+    (rank0_now,) = clients["ecs"].describe_tasks(cluster=CLUSTER, tasks=[rank0])["tasks"]
+    assert rank0_now["desiredStatus"] == "STOPPED"

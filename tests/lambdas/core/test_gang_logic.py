@@ -254,3 +254,77 @@ def test_nodes_default_to_one_and_need_a_dedicated_job_within_the_deployment_max
     assert set(caught.value.fields) == {"nodes", "image"}  # every problem at once
     assert "5 ranks requested; this deployment allows at most 4" in str(caught.value)
     assert parse_job_spec({"command": ["train"], "nodes": 4, "dedicated": True}, deployment).nodes == 4
+
+
+# --- retry rules and their defaults (common.retry_rules), as for a single task ------------------
+
+
+def decide_with(spec: JobSpec, job: JobRecord, *views: TaskView | None) -> Any:
+    return decide_gang(job, spec, list(views), now=NOW)
+
+
+def with_rules(*rules: dict[str, Any]) -> JobSpec:
+    return JobSpec.model_validate({**SPEC.model_dump(exclude_defaults=True), "retry_rules": list(rules)})
+
+
+def test_a_rank_out_of_memory_fails_the_gang_at_once_naming_the_memory_setting() -> None:
+    for oom in (
+        view(1, "STOPPED", exit_code=137),
+        view(1, "STOPPED", exit_code=1, container_reason="OutOfMemoryError"),
+    ):
+        decision = decide(gang(), view(0, "RUNNING"), oom)
+        assert isinstance(decision.action, Finish) and decision.action.state == S.FAILED, oom
+        assert "out of memory" in str(decision.action.reason) and "`memory`" in str(decision.action.reason)
+        assert "rank 1 of 2" in str(decision.action.reason) and decision.stop == (ARNS[0],)
+
+
+def test_a_rank_whose_image_cannot_be_pulled_fails_the_gang_at_once() -> None:
+    pull = view(
+        0,
+        "STOPPED",
+        stop_code="TaskFailedToStart",
+        exit_code=None,
+        stopped_reason="CannotPullContainerError: pull image manifest has been retried 5 time(s): not found",
+    )
+    decision = decide(gang(S.DISPATCHED), pull, view(1, "PENDING"))
+    assert isinstance(decision.action, Finish) and decision.action.state == S.FAILED
+    assert "image could not be pulled" in str(decision.action.reason) and decision.stop == (ARNS[1],)
+
+
+def test_the_jobs_retry_rules_decide_for_a_failed_rank() -> None:
+    spec = with_rules({"exit_code": "3", "action": "EXIT"}, {"reason": "*NCCL*", "action": "RETRY"})
+    decision = decide_with(spec, gang(), view(0, "RUNNING"), view(1, "STOPPED", exit_code=3))
+    assert isinstance(decision.action, Finish) and decision.action.state == S.FAILED
+    assert "retry_rules[0] matched: EXIT" in str(decision.action.reason)
+    nccl = view(1, "STOPPED", exit_code=137, stopped_reason="NCCL watchdog timeout")  # the user's RETRY beats OOM
+    decision = decide_with(spec, gang(), view(0, "RUNNING"), nccl)
+    assert isinstance(decision.action, Retry) and decision.action.failures == 1
+    stop_rule = with_rules({"stop_code": "TaskFailedToStart", "action": "EXIT"})
+    failed = view(
+        1, "STOPPED", stop_code="TaskFailedToStart", exit_code=None, stopped_reason="ResourceInitializationError"
+    )
+    decision = decide_with(stop_rule, gang(S.DISPATCHED), view(0, "PENDING"), failed)
+    assert isinstance(decision.action, Finish) and decision.action.state == S.FAILED
+
+
+def test_the_first_rank_to_stop_is_judged_not_the_peer_it_took_down() -> None:
+    oom = view(1, "STOPPED", exit_code=137, stopped_at=iso(NOW - timedelta(seconds=5)))
+    peer_lost_its_peer = view(0, "STOPPED", exit_code=1, stopped_at=iso(NOW))
+    decision = decide(gang(), peer_lost_its_peer, oom)
+    assert isinstance(decision.action, Finish) and "out of memory" in str(decision.action.reason)
+    assert decision.cause == oom
+
+
+def test_spot_and_capacity_keep_restarting_the_gang_without_using_attempts_whatever_the_rules() -> None:
+    spec = with_rules({"stop_code": "*", "action": "EXIT"})
+    last_attempt = gang(
+        failures=2, attempt=3, interruptions=1, extra={"gang_tasks": list(ARNS), "prefer_on_demand": True}
+    )
+    for views in (
+        (view(0, "RUNNING"), view(1, "RUNNING", **SPOT_NOTICE)),
+        (view(0, "RUNNING"), view(1, "STOPPED", **NO_CAPACITY)),
+    ):
+        decision = decide_with(spec, last_attempt, *views)
+        assert isinstance(decision.action, Retry), views
+        assert decision.action.failures == 2 and decision.action.interruptions == 2
+        assert decision.action.prefer_on_demand and decision.action.next_attempt == 4

@@ -174,3 +174,53 @@ def test_submitter_fails_a_redelivered_job_past_its_max_wait(
     submitter(sqs_event([record]), FakeLambdaContext(), ports=ports)  # the deferred copy comes back
     late = store.get("late")
     assert late is not None and late.state == S.FAILED and "not started within max_wait=60 s" in str(late.reason)
+
+
+def test_a_dispatched_job_redelivered_after_its_max_wait_is_left_running(
+    store: JobStore, world: World, clients: dict[str, Any], clock: FakeClock
+) -> None:
+    ports = SubmitterPorts(
+        store=store, ecs=SubmitterEcs(clients["ecs"], world.cluster), queues=aws.SqsSender(clients["sqs"]), clock=clock
+    )
+    record = sqs_record(job_body("started", max_wait={"seconds": 60}))
+    assert submitter(sqs_event([record]), FakeLambdaContext(), ports=ports) == {"batchItemFailures": []}
+    job = store.get("started")
+    assert job is not None and job.state == S.DISPATCHED and not job.started_at
+    clock.advance(61)
+    assert submitter(sqs_event([record]), FakeLambdaContext(), ports=ports) == {"batchItemFailures": []}
+    after = store.get("started")
+    assert after is not None and after.state == S.DISPATCHED and after.task_arn == job.task_arn
+    task = clients["ecs"].describe_tasks(cluster=world.cluster, tasks=[job.task_arn])["tasks"][0]
+    assert task["desiredStatus"] == "RUNNING"
+
+
+def test_jobs_the_submitter_ends_emit_one_metric_each(
+    store: JobStore,
+    world: World,
+    clients: dict[str, Any],
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("MAX_CONCURRENT_TASKS", "1")
+    submitter_wiring.reset()
+    launch(store, "first")
+    ports = SubmitterPorts(
+        store=store, ecs=SubmitterEcs(clients["ecs"], world.cluster), queues=aws.SqsSender(clients["sqs"]), clock=clock
+    )
+    late, stopped = sqs_record(job_body("late", max_wait={"seconds": 60})), sqs_record(job_body("stopped"))
+    invalid = sqs_record(job_body("invalid", cpu=3))
+    capsys.readouterr()
+    submitter(sqs_event([late, stopped, invalid]), FakeLambdaContext(), ports=ports)
+    store.request_cancel("stopped", now=clock())
+    clock.advance(61)
+    for _ in range(2):  # the deferred copies come back, twice
+        submitter(sqs_event([late, stopped]), FakeLambdaContext(), ports=ports)
+    assert [store.get(j).state for j in ("late", "stopped", "invalid")] == [S.FAILED, S.CANCELLED, S.REJECTED]  # type: ignore[union-attr]
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    metrics = [m for m in lines if "job_id" in m]  # (the handlers' own metrics are EMF lines too)
+    assert sorted((m["job_id"], m["State"], m["Queue"]) for m in metrics) == [
+        ("invalid", "REJECTED", "dispatch"),
+        ("late", "FAILED", "dispatch"),
+        ("stopped", "CANCELLED", "dispatch"),
+    ]

@@ -57,6 +57,11 @@ def test_grid_times_random_samples() -> None:
         ({"array": {"size": 2}, "parent_id": "p", "array_index": 0}, "parent_id: parent_id / array_index are set"),
         ({"parent_id": "p"}, "array_index: parent_id and array_index go together"),
         ({"sweep": {}}, "sweep: give a grid, random samples, or both"),
+        (
+            {"array": {"size": 2}, "image": "custom"},
+            "image: the children of a non-dedicated array or sweep run on the worker queue, which runs the worker "
+            "image only; set dedicated: true for 'custom'",
+        ),
         ({"sweep": {"grid": {"a": [1]}}}, "sweep: makes 1 children; a sweep makes 2..10000"),
         ({"sweep": {"grid": {"a": list(range(101)), "b": list(range(100))}}}, "makes 10100 children"),
         ({"sweep": {"grid": {"index": [1, 2]}}}, "sweep.grid: parameter name 'index' must be"),
@@ -91,3 +96,7 @@ def test_children_that_break_limits_are_reported_by_index() -> None:
     with pytest.raises(JobSpecInvalid) as caught:
         expand(parent)
     assert caught.value.fields == ("children[0].command.1",)  # the templated argument grew too long
+
+
+def test_a_dedicated_sweep_may_use_another_image() -> None:
+    assert [c.image for c in expand(spec(array={"size": 2}, image="custom", dedicated=True))] == ["custom"] * 2

@@ -123,3 +123,32 @@ def test_an_invalid_child_rejects_the_parent(sweep_world: World, clients: dict[s
     submitter(sqs_event([sqs_record(json.dumps(document))]), FakeLambdaContext())
     parent = store.get("bad")
     assert parent is not None and parent.state == S.REJECTED and "children[0].command" in str(parent.reason)
+
+
+def test_a_child_the_submitter_rejects_counts_on_its_parent_and_emits_its_metric(
+    sweep_world: World, clients: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    store, sqs = JobStore(clients["dynamodb"], sweep_world.table), clients["sqs"]
+    document = {
+        "job_id": "big",
+        "command": ["python", "t.py"],
+        "dedicated": True,
+        "environment": {f"V{i}": "é" * 75 for i in range(10)},
+        "sweep": {"grid": {"p": ["é" * 1000, "z"]}},  # child 0's RunTask overrides are too large
+    }
+    submitter(sqs_event([sqs_record(json.dumps(document))]), FakeLambdaContext())
+    while run_batch(
+        sqs, sweep_world.dispatch_url, sweep_world.dispatch_arn, lambda e: submitter(e, FakeLambdaContext())
+    ):
+        pass
+    rejected, launched = store.get("big-0"), store.get("big-1")
+    assert rejected is not None and rejected.state == S.REJECTED and "RunTask overrides" in str(rejected.reason)
+    assert launched is not None and launched.state == S.DISPATCHED
+    event = task_state_change(task_arn=str(launched.task_arn), job_id="big-1", last_status="STOPPED", exit_code=0)
+    task_events(event, FakeLambdaContext(function_name="task-events"))
+    parent = store.get("big")
+    assert parent is not None and parent.extra["children_finished"] == 2
+    assert parent.state == S.FAILED and parent.reason == "2 children: 1 REJECTED, 1 SUCCEEDED; failed: big-0"
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    metrics = [m for m in lines if "job_id" in m]  # (the handlers' own metrics are EMF lines too)
+    assert sorted((m["job_id"], m["State"]) for m in metrics) == [("big-0", "REJECTED"), ("big-1", "SUCCEEDED")]

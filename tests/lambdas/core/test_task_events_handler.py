@@ -346,7 +346,7 @@ def test_reconcile_describes_up_to_100_tasks_per_call(
     clients["ecs"].meta.events.register("before-call.*.*", lambda model, **_: calls.append(model.name))
     clients["dynamodb"].meta.events.register("before-call.*.*", lambda model, **_: calls.append(model.name))
     assert reconcile(ports) == {"JobsRunning": 105}  # no RUNNING events were sent: reconcile catches up
-    # DISPATCHED, RUNNING, RETRYING; then max_wait (SUBMITTED, RETRYING) and sweep parents (RUNNING)
+    # DISPATCHED, RUNNING, RETRYING; then max_wait (SUBMITTED, RETRYING) and sweep parents (RUNNING; SUBMITTED reused)
     assert calls.count("DescribeTasks") == 2 and calls.count("Query") == 6
     calls.clear()
     assert reconcile(ports) == {"Ignored": 105}

@@ -1,6 +1,6 @@
 """Model parameters (each with its default's source), latency and price models, rate limits.
 
-Sources are sections of ``reference/aws-facts.md`` ("§1".."§7", "table" = its simulator
+Sources are sections of ``docs/aws-facts.md`` ("§1".."§7", "table" = its simulator
 parameter table) unless a URL or a file of this repository is named. Every parameter can be
 overridden from the command line: ``python -m bench --set name=value`` (``--params`` lists them).
 The modelled deployment's settings are read from the stack itself (``bench/deployment.py``:
@@ -147,7 +147,7 @@ class Params:
     burst_max: int = _p(200, "bursty: largest sweep (jobs); ASSUMPTION")
     burst_spread_s: float = _p(60.0, "bursty: a sweep's jobs arrive within this many seconds; ASSUMPTION")
     heavy_per_h: float = _p(30.0, "heavy_tail: Poisson arrivals per hour; ASSUMPTION")
-    burst500_jobs: int = _p(500, "burst500: jobs submitted at once (DESIGN.md)")
+    burst500_jobs: int = _p(500, "burst500: jobs submitted at once (the design card's burst case)")
 
     @property
     def start_sigma(self) -> float:

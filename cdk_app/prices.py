@@ -1,6 +1,6 @@
 """The default Fargate price table (USD, Linux/x86), per region and capacity provider, and its check.
 
-Sources (shared/reference/aws-facts.md §5, gathered 2026-11-25):
+Sources (docs/aws-facts.md §5, gathered 2026-11-25):
 - FARGATE us-east-1: $0.04048 per vCPU-hour, $0.004445 per GB-hour (vantage.sh/blog/fargate-pricing; the same
   x86 rates in cloudburn.io and wring.co, 2026-03).
 - FARGATE_SPOT: AWS publishes a dynamic rate, "up to 70%" below on-demand (aws.amazon.com/fargate/pricing); no

@@ -22,7 +22,7 @@ from local.ecs import EcsEmulator, Timing
 from local.functions import InvocationError, LocalFunction
 
 # Queue attributes an alarm on these SQS metrics can be evaluated from (GetQueueAttributes is live; the
-# CloudWatch metric lags it by minutes, reference/aws-facts.md).
+# CloudWatch metric lags it by minutes, docs/aws-facts.md §3).
 ALARM_ATTRIBUTES = {
     "ApproximateNumberOfMessagesVisible": "ApproximateNumberOfMessages",
     "ApproximateNumberOfMessagesNotVisible": "ApproximateNumberOfMessagesNotVisible",

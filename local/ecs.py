@@ -32,7 +32,7 @@ EXIT_REASON = "Essential container in task exited"
 
 @dataclass(frozen=True)
 class Timing:
-    """Scaled-down durations (real Fargate: tens of seconds to start; reference/aws-facts.md)."""
+    """Scaled-down durations (real Fargate: tens of seconds to start; docs/aws-facts.md §1)."""
 
     provisioning_s: float = 1.0
     pending_s: float = 1.0

@@ -30,7 +30,7 @@ from local.functions import REPO
 REGION = "us-east-1"
 TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED", "REJECTED"}
 LOCAL_CONTEXT = {
-    # Scaled down for a 3-minute run; everything else is the stack's own configuration (cdk.json).
+    # Scaled down for a run of about a minute; everything else is the stack's own configuration (cdk.json).
     "autoscaler.scale_in_grace_seconds": 10,
     "autoscaler.max_workers": 4,
 }

@@ -52,8 +52,9 @@ def build_parser() -> Parser:
         description="Submit and operate training jobs (ECS Training Autoscaler).",
         parents=[_common(suppress=False)],
         epilog="Resource overrides: --worker-queue-url --dispatch-queue-url --worker-dlq-url --dispatch-dlq-url "
-        "--jobs-table --cluster --artifacts-bucket --training-log-group --worker-log-group, or the same names as "
-        "TRAINCTL_* variables (e.g. TRAINCTL_WORKER_QUEUE_URL). Exit codes: 0 ok, 1 error or job not SUCCEEDED, "
+        "--jobs-table --cluster --worker-service --artifacts-bucket --training-log-group --worker-log-group, or the "
+        "same names as TRAINCTL_* variables (e.g. TRAINCTL_WORKER_QUEUE_URL). Exit codes: 0 ok, 1 error or job not "
+        "SUCCEEDED, "
         "2 invalid input, 130 interrupted.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)

@@ -8,7 +8,7 @@ Rules (``jobs_per_task`` = jobs one worker task runs at once):
 
 * demand  = ceil((visible + in_flight) / jobs_per_task); needed = demand clamped to [min, max].
   In-flight messages count: a worker busy with a job is capacity in use (KEDA's
-  ``scaleOnInFlight`` default does the same; see reference/aws-facts.md section 4).
+  ``scaleOnInFlight`` default does the same; see docs/aws-facts.md section 4).
 * busy    = ceil(in_flight / jobs_per_task), reserve = ceil(delayed / jobs_per_task),
   both capped at max. Delayed messages never scale out, but the tasks they will need
   are not scaled away. floor = max(needed, busy, reserve).
@@ -19,7 +19,7 @@ Rules (``jobs_per_task`` = jobs one worker task runs at once):
 * A desired count outside [min, max] (edited by hand) is corrected at once.
 
 The decision acts on the service's *desired* count, not on running tasks: tasks that
-are still starting (Fargate takes ~35 s, reference/aws-facts.md section 1) already count
+are still starting (Fargate takes ~35 s, docs/aws-facts.md section 1) already count
 as capacity, so a slow start never triggers more scale-out. ``running`` and ``pending``
 are carried for observability only.
 

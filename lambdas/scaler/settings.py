@@ -16,7 +16,7 @@ from functools import cache
 from scaler.errors import ConfigError
 from scaler.policy import ScalingConfig
 
-# ECS allows at most 5,000 tasks per service (reference/aws-facts.md section 2).
+# ECS allows at most 5,000 tasks per service (docs/aws-facts.md section 2).
 MAX_TASKS_PER_SERVICE = 5000
 MAX_JOBS_PER_WORKER = 1000
 MAX_GRACE_SECONDS = 86_400.0

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from common.arrays import is_parent
+from common.arrays import is_parent, on_child_finished
 from common.errors import FieldError, JobSpecInvalid, JobStateConflict
 from common.jobspec import JobSpec, derive_job_id, guess_job_id, parse_job_spec
 from common.messages import JOB_ID, REASON
@@ -380,6 +380,7 @@ def cancel(session: Session, args: Any, out: IO[str]) -> int:
                 now=utcnow(),
                 reason="cancelled by trainctl before it started",
             )
+            aws_call("UpdateItem", on_child_finished, store=store, child=record, now=utcnow())  # a sweep's child
             action = "cancelled before it started"
         except JobStateConflict as conflict:  # it started meanwhile: the worker/task sees the request
             record = conflict.current or record

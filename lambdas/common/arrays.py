@@ -51,7 +51,11 @@ class Progress:
         return sum(n for state, n in self.counts.items() if JobState(state) in TERMINAL)
 
     def derived_state(self, *, cancel_requested: bool) -> JobState | None:
-        """The parent's final state once every enqueued child is terminal (and fan-out is done or stopped)."""
+        """The parent's final state once every enqueued child is terminal (and fan-out is done or stopped).
+
+        A cancel only reaches the children not yet terminal: when it lands after every child was enqueued and
+        all of them had already ended, the parent takes the state they derive (SUCCEEDED if all succeeded), not
+        CANCELLED; CANCELLED is for a parent some of whose children were cancelled or never enqueued."""
         if self.finished < self.enqueued or (self.enqueued < self.size and not cancel_requested):
             return None
         if self.failed:
@@ -90,15 +94,29 @@ def progress(parent: JobRecord, records: list[JobRecord]) -> Progress:
 
 
 def settle(store: JobStore, parent: JobRecord, now: datetime) -> JobRecord:
-    """Move the parent to its derived final state when its children allow it (else leave it as it is)."""
+    """Move the parent to its derived final state when its children allow it (else leave it as it is). A parent
+    still SUBMITTED (its last group's mark saw a cancel, so it never went RUNNING) settles too, through RUNNING
+    when the state machine requires it (SUBMITTED -> SUCCEEDED is not a move)."""
     if parent.terminal:
         return parent
     state_of = progress(parent, children(store, parent))
     cost: dict[str, Any] = dict(state_of.cost)
     state = state_of.derived_state(cancel_requested=parent.cancel_requested)
-    if state is None or not can_transition(parent.state, state):
+    if state is None:
         return parent
     try:
+        if parent.state == JobState.SUBMITTED and not can_transition(parent.state, state):
+            # a parent whose fan-out ended with a cancel never went RUNNING: SUCCEEDED goes through it
+            parent = store.transition(
+                parent.job_id,
+                JobState.RUNNING,
+                expected_states=parent.state,
+                expected_attempt=parent.attempt,
+                now=now,
+                reason=state_of.summary(),
+            )
+        if not can_transition(parent.state, state):
+            return parent
         return store.transition(
             parent.job_id,
             state,

@@ -2,10 +2,12 @@
 
 Fargate bills vCPU and memory per second with a one-minute minimum (aws-facts.md §5), from the task's start to
 its stop. Each attempt records ``{attempt, capacity_provider, seconds, vcpu_seconds, gb_seconds, interrupted}``
-in the job's ``usage`` list; when the job ends it gets ``cost_usd``, ``on_demand_cost_usd`` (the same usage all
-on FARGATE), ``saving_usd``, ``interrupted_cost_usd`` / ``interrupted_vcpu_seconds`` (compute lost to
-interruptions) and the totals ``vcpu_seconds`` / ``gb_seconds``. An attempt on a provider without a price
-(e.g. the EC2 GPU provider) counts in the usage but not in the dollars (``unpriced_attempts``).
+in the job's ``usage`` list, and the job's cost is re-priced from the whole list at each attempt's end (so a
+write that ends the job later, e.g. a cancel while RETRYING, finds it already on the record): ``cost_usd``,
+``on_demand_cost_usd`` (the same usage all on FARGATE), ``saving_usd``, ``interrupted_cost_usd`` /
+``interrupted_vcpu_seconds`` (compute lost to interruptions) and the totals ``vcpu_seconds`` / ``gb_seconds``.
+An attempt on a provider without a price (e.g. the EC2 GPU provider) counts in the usage but not in the dollars
+(``unpriced_attempts``).
 """
 
 from __future__ import annotations
@@ -113,13 +115,14 @@ def sum_costs(records: Iterable[Mapping[str, Any]]) -> dict[str, float]:
 
 
 def record_fields(
-    previous: Iterable[Mapping[str, Any]], attempt: Mapping[str, Any], prices: Mapping[str, Rate] | None, *, final: bool
+    previous: Iterable[Mapping[str, Any]], attempt: Mapping[str, Any], prices: Mapping[str, Rate] | None
 ) -> dict[str, Any]:
-    """Job-record fields for an attempt that ended: the usage list with it appended, plus the job's cost when
-    this was the job's last attempt and the deployment has prices."""
+    """Job-record fields for an attempt that ended: the usage list with it appended, plus the job's cost so far
+    when the deployment has prices. A job that ends without another attempt (cancelled or past its max_wait
+    while RETRYING) keeps that cost: no path that ends a waiting job needs prices."""
     usage = [dict(entry) for entry in previous] + [dict(attempt)]
     fields: dict[str, Any] = {"usage": usage}
-    if final and prices:
+    if prices:
         fields.update(job_cost(usage, prices))
     return fields
 

@@ -7,8 +7,8 @@ or crashed fan-out resumes at the mark: no child is created twice, and at most o
 consumers skip a duplicate by job id). One invocation enqueues at most ``CHUNK`` children, then re-sends the
 parent message to continue; the last group moves the parent to RUNNING. A cancel request stops the fan-out
 (checked before and after each group, also mid-invocation): the group in flight is cancelled too (its children
-may have been created after `trainctl cancel` listed the enqueued ones), and the parent settles CANCELLED with
-its counts as soon as its enqueued children are terminal (common.arrays.on_child_finished).
+may have been created after `trainctl cancel` listed the enqueued ones), and the parent settles with its counts
+as soon as its enqueued children are terminal (common.arrays: CANCELLED, unless every child had already ended).
 
 Also here: `hold_for_spot`, which keeps a ``max_wait: ON_DEMAND`` job on Spot until its deadline.
 """

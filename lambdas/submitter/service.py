@@ -36,7 +36,7 @@ from common.states import WAITING, JobState
 from common.store import JobRecord, JobStore
 from common.timeutil import iso
 from submitter.fanout import fan_out, hold_for_spot, is_parent_spec
-from submitter.gang import GangLaunched, GangRefused, GangWaiting, launch_gang, stop_started_by
+from submitter.gang import GangLaunched, GangRefused, GangWaiting, launch_gang, stop_started_by, stop_tasks
 from submitter.logic import (
     CancelWaiting,
     Defer,
@@ -351,9 +351,17 @@ class Batch:
             )
         except JobStateConflict as conflict:
             # Our lease expired (an invocation slower than LAUNCH_LEASE_SECONDS) and another consumer took
-            # the job over; it adopts this task via startedBy / the client token. Nothing more to do here.
+            # the job over. A single task is adopted via startedBy / the client token. A gang's ranks are not
+            # (their client tokens name our claim, and the takeover may have listed the job's tasks before we
+            # started them): stop them now, unless the record shows our own write landed (a retried update).
+            gang = [str(arn) for arn in fields.get("gang_tasks") or ()]
+            current = conflict.current
+            if current is not None and current.task_arn == launched.task_arn:
+                gang = []
+            stop_tasks(ports.ecs, gang, f"job {job.job_id}: this gang launch lost its claim")
             logger.error(
-                "launched, but the claim was taken over", extra={"job_id": job.job_id, "current": str(conflict)}
+                "launched, but the claim was taken over",
+                extra={"job_id": job.job_id, "current": str(conflict), "stopped_tasks": len(gang)},
             )
             return Outcome.SKIPPED
         logger.info(

@@ -1,7 +1,7 @@
 """What task events add for issue-8 features: per-attempt usage and per-job cost, parents of sweeps, max_wait.
 
 - `attempt_fields`: the job-record fields written with the transition that ends an attempt (usage, and the
-  cost when the job ends), so a duplicate event can never count an attempt twice.
+  job's cost so far), so a duplicate event can never count an attempt twice.
 - `after_terminal`: counts a child's end on its parent and prints one EMF metric line per finished job.
 - `housekeeping` (reconcile pass): fails jobs past ``max_wait`` (action FAIL) that never started, and settles
   sweep parents whose last child's count was lost (RUNNING ones, and SUBMITTED ones cancelled during fan-out).
@@ -10,8 +10,9 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from common import arrays, waiting
 from common.cost import Rate, attempt_usage, record_fields
@@ -36,9 +37,14 @@ def attempt_fields(
     *,
     now: datetime,
     prices: Mapping[str, Rate] | None,
-    final: bool,
+    ranks: Sequence[TaskView | None] | None = None,
 ) -> dict[str, object]:
-    """`usage` with this attempt appended (and the job's cost when `final`)."""
+    """`usage` with this attempt appended, and the job's cost over all its attempts (common.cost). `ranks`: a
+    gang's rank tasks of this attempt (`task` is then the rank that decided the end, if any)."""
+    previous = job.extra.get("usage")
+    if ranks is not None:
+        gang = _gang_usage(job, spec, task, ranks, now=now)
+        return record_fields(previous if isinstance(previous, list) else [], gang, prices)
     started = task.started_at if task and task.started_at else None
     if started is None and _started_this_attempt(job):  # e.g. a lost task: the start the job recorded
         started = job.started_at
@@ -52,8 +58,42 @@ def attempt_fields(
         stopped=stopped,
         interrupted=bool(task and task.stop_code in INTERRUPTION_STOP_CODES),
     )
-    previous = job.extra.get("usage")
-    return record_fields(previous if isinstance(previous, list) else [], usage, prices, final=final)
+    return record_fields(previous if isinstance(previous, list) else [], usage, prices)
+
+
+def _gang_usage(
+    job: JobRecord, spec: JobSpec, cause: TaskView | None, ranks: Sequence[TaskView | None], *, now: datetime
+) -> dict[str, Any]:
+    """A gang attempt: each rank task billed from its own start to its own stop (now if still running, 60 s
+    minimum, 0 if it never started), at the attempt's provider and the job's per-task size. `seconds` is the
+    ranks' billed seconds summed (task-seconds), `tasks` their number. A rank DescribeTasks no longer finds is
+    billed from the job's recorded start, if it started this attempt."""
+    fallback = job.started_at if _started_this_attempt(job) else None
+    provider = next((v.capacity_provider for v in (cause, *ranks) if v and v.capacity_provider), None)
+    provider = provider or job.capacity_provider
+    seconds = 0
+    for view in ranks:
+        started = (view.started_at if view is not None else fallback) or None
+        stopped = parse_iso(view.stopped_at) if view is not None and view.stopped_at else now
+        one = attempt_usage(
+            attempt=job.attempt,
+            cpu=spec.cpu,
+            memory=spec.memory,
+            provider=provider,
+            started=parse_iso(started) if started else None,
+            stopped=stopped,
+            interrupted=False,
+        )
+        seconds += int(one["seconds"])
+    return {
+        "attempt": job.attempt,
+        "capacity_provider": provider or "unknown",
+        "seconds": seconds,
+        "tasks": len(ranks),
+        "vcpu_seconds": round(spec.cpu / 1024 * seconds, 3),
+        "gb_seconds": round(spec.memory / 1024 * seconds, 3),
+        "interrupted": bool(cause and cause.stop_code in INTERRUPTION_STOP_CODES),
+    }
 
 
 def _started_this_attempt(job: JobRecord) -> bool:

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from common.ecs import is_capacity_reason
 from common.gang import gang_tasks
@@ -36,6 +37,7 @@ from task_events.logic import (
     Finish,
     Ignore,
     MarkRunning,
+    ResendRetry,
     StopForTimeout,
     TaskView,
     after_failed_stop,
@@ -87,15 +89,25 @@ def _interrupted(view: TaskView) -> bool:
 
 
 def decide_gang(
-    job: JobRecord, spec: JobSpec, views: Sequence[TaskView | None], *, now: datetime, missing_is_lost: bool = False
+    job: JobRecord,
+    spec: JobSpec,
+    views: Sequence[TaskView | None],
+    *,
+    now: datetime,
+    missing_is_lost: bool = False,
+    event: TaskView | None = None,
 ) -> GangDecision:
     """`views[rank]` is the latest view of the current attempt's rank task (None: not seen). With
     `missing_is_lost` (the reconcile pass, where None means DescribeTasks did not find it) a missing rank counts
-    as a failure once the dispatch is older than MISSING_GRACE_SECONDS."""
+    as a failure once the dispatch is older than MISSING_GRACE_SECONDS. `event`: the rank event being handled
+    (None in the reconcile pass); a STOPPED one for a RETRYING gang re-sends its dispatch message, like a
+    single task's duplicate STOPPED event (task_events.logic.decide_task), so a lost message costs no wait."""
     arns = gang_tasks(job.extra)
     live = tuple(arn for arn, view in zip(arns, views, strict=True) if view is None or not _stopping(view))
     if job.state in TERMINAL:
         return GangDecision(Ignore(f"job already {job.state}"), stop=live)
+    if job.state == JobState.RETRYING and event is not None and event.last_status == STOPPED:
+        return GangDecision(ResendRetry("a rank STOPPED event for a gang already re-submitted"), live)
     if job.state not in ACTIVE:  # the gang was restarted: these ranks belong to an earlier attempt
         return GangDecision(Ignore(f"job is {job.state} at attempt {job.attempt}"), stop=live)
     seen = [(rank, view) for rank, view in enumerate(views) if view is not None]
@@ -160,3 +172,51 @@ def orphan_reason(job: JobRecord | None, task_arn: str) -> str | None:
     if job.state not in ACTIVE and job.launch_claim is None:
         return f"orphan: job {job.job_id} is {job.state} with no launch in progress"
     return None
+
+
+EXITED_FIELD = "gang_exited_{rank}"
+"""Job-record attribute noting that a rank's task exited 0 (one attribute per rank: concurrent writes keep all)."""
+
+
+def exited_fields(job: JobRecord, views: Sequence[TaskView | None]) -> dict[str, Any]:
+    """Fields recording the ranks seen exited 0 and not yet recorded, so one DescribeTasks forgets (about an
+    hour after it stopped) still counts as done (`recall_exited`)."""
+    fields: dict[str, Any] = {}
+    for rank, (arn, view) in enumerate(zip(gang_tasks(job.extra), views, strict=True)):
+        key = EXITED_FIELD.format(rank=rank)
+        if view is not None and _exited_ok(view) and _recorded(job, key, arn) is None:
+            fields[key] = {
+                "task": arn,
+                "started_at": view.started_at,
+                "stopped_at": view.stopped_at,
+                "capacity_provider": view.capacity_provider,
+            }
+    return fields
+
+
+def recall_exited(job: JobRecord, views: Sequence[TaskView | None]) -> list[TaskView | None]:
+    """`views` with each missing rank that the job recorded as exited 0 (this very task) seen as that exit."""
+    recalled = list(views)
+    for rank, (arn, view) in enumerate(zip(gang_tasks(job.extra), views, strict=True)):
+        noted = _recorded(job, EXITED_FIELD.format(rank=rank), arn)
+        if view is None and noted is not None:
+            recalled[rank] = TaskView(
+                task_arn=arn,
+                last_status=STOPPED,
+                desired_status=STOPPED,
+                stop_code="EssentialContainerExited",
+                exit_code=0,
+                started_at=_str(noted.get("started_at")),
+                stopped_at=_str(noted.get("stopped_at")),
+                capacity_provider=_str(noted.get("capacity_provider")),
+            )
+    return recalled
+
+
+def _recorded(job: JobRecord, key: str, arn: str) -> dict[str, object] | None:
+    noted = job.extra.get(key)
+    return noted if isinstance(noted, dict) and noted.get("task") == arn else None
+
+
+def _str(value: object) -> str | None:
+    return str(value) if value else None

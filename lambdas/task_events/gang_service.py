@@ -21,9 +21,10 @@ from aws_lambda_powertools import Logger
 from common.errors import JobSpecInvalid, JobStateConflict, RequestRejected, Throttled, TransientAwsError
 from common.gang import gang_tasks, is_gang_task
 from common.jobspec import JOB_ID_PATTERN, JobSpec, parse_job_spec
+from common.states import ACTIVE
 from common.store import JobRecord, JobStore
-from task_events.gang import decide_gang, observe, orphan_reason
-from task_events.logic import Action, TaskView
+from task_events.gang import decide_gang, exited_fields, observe, orphan_reason, recall_exited
+from task_events.logic import Action, Ignore, TaskView
 
 logger = Logger(child=True)
 
@@ -31,8 +32,9 @@ DESCRIBE_BATCH = 100
 MAX_CONFLICT_RETRIES = 8
 """Every rank reports at about the same time, so writes race more often than for a single task."""
 
-Apply = Callable[[JobRecord, JobSpec, Action, TaskView | None], str]
-"""Records an action on the job (TaskEvents._apply), returns its metric name; raises JobStateConflict."""
+Apply = Callable[[JobRecord, JobSpec, Action, TaskView | None, Sequence[TaskView | None]], str]
+"""Records an action on the job (TaskEvents._apply: the deciding rank, then every rank's view, each billed for its
+own run time), returns its metric name; raises JobStateConflict."""
 
 
 class GangEcs(Protocol):
@@ -88,15 +90,32 @@ class GangEvents:
             if event is not None:
                 rank = arns.index(event.task_arn)
                 views[rank] = observe(views[rank], event)
-            decision = decide_gang(job, spec, views, now=self._clock(), missing_is_lost=event is None)
+            views = recall_exited(job, views)  # a rank that exited 0 long ago may be gone from DescribeTasks
+            decision = decide_gang(job, spec, views, now=self._clock(), missing_is_lost=event is None, event=event)
             try:
-                name = self._apply(job, spec, decision.action, decision.cause)
+                name = self._apply(job, spec, decision.action, decision.cause, views)
             except JobStateConflict as conflict:
                 logger.info("lost a race, re-reading the gang", extra={"job_id": job_id, "conflict": str(conflict)})
                 continue
             self._stop(decision.stop, f"job {job_id} attempt {job.attempt} ended on another rank")
+            if isinstance(decision.action, Ignore) and job.state in ACTIVE:
+                self._note_exited(job, views)
             return name
         return "ConflictGaveUp"
+
+    def _note_exited(self, job: JobRecord, views: Sequence[TaskView | None]) -> None:
+        """Best effort: record the ranks seen exited 0 (a later event or pass records what this one misses)."""
+        fields = exited_fields(job, views)
+        if fields:
+            with contextlib.suppress(JobStateConflict):
+                self._store.annotate(
+                    job.job_id,
+                    expected_states=job.state,
+                    expected_attempt=job.attempt,
+                    now=self._clock(),
+                    reason=job.reason,
+                    **fields,
+                )
 
     def _stop_orphans(self) -> int:
         """Live rank tasks that no active job claims (ListTasks; only the unknown ones are described)."""

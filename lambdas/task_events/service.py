@@ -181,7 +181,15 @@ class TaskEvents:
                 job = None
         return "ConflictGaveUp"
 
-    def _apply(self, job: JobRecord, spec: JobSpec, action: Action, task: TaskView | None) -> str:
+    def _apply(
+        self,
+        job: JobRecord,
+        spec: JobSpec,
+        action: Action,
+        task: TaskView | None,
+        ranks: Sequence[TaskView | None] | None = None,
+    ) -> str:
+        """Record `action`; `ranks`: a gang's rank tasks of this attempt, each billed for its own run time."""
         store, now = self._ports.store, self._ports.clock()
         arn = job.task_arn
         log = {"job_id": job.job_id, "attempt": job.attempt, "task_arn": arn}
@@ -212,7 +220,7 @@ class TaskEvents:
                 expected_task_arn=arn,
                 now=now,
                 reason=action.reason,
-                **self._attempt_fields(job, spec, task, final=True),
+                **self._attempt_fields(job, spec, task, ranks),
             )
             after_terminal(store, ended, now)
             logger.warning("timed out", extra={**log, "reason": action.reason})
@@ -228,7 +236,7 @@ class TaskEvents:
                 reason=action.reason,
                 exit_code=action.exit_code,
                 **({"stopped_reason": task.stopped_reason} if task and task.stopped_reason else {}),
-                **self._attempt_fields(job, spec, task, final=True),
+                **self._attempt_fields(job, spec, task, ranks),
             )
             after_terminal(store, ended, now)
             logger.info("finished", extra={**log, "state": action.state, "reason": action.reason})
@@ -252,7 +260,7 @@ class TaskEvents:
                 prefer_on_demand=action.prefer_on_demand or None,
                 exit_code=action.exit_code,
                 **({"stopped_reason": task.stopped_reason} if task and task.stopped_reason else {}),
-                **self._attempt_fields(job, spec, task, final=False),
+                **self._attempt_fields(job, spec, task, ranks),
             )
             self._resend(updated, delay_seconds=action.delay_seconds)
             logger.info("retrying", extra={**log, "reason": action.reason})
@@ -261,9 +269,10 @@ class TaskEvents:
         self._resend(job, delay_seconds=0)
         return "RetryResent"
 
-    def _attempt_fields(self, job: JobRecord, spec: JobSpec, task: TaskView | None, *, final: bool) -> dict[str, Any]:
-        prices = self._settings.prices
-        return attempt_fields(job, spec, task, now=self._ports.clock(), prices=prices, final=final)
+    def _attempt_fields(
+        self, job: JobRecord, spec: JobSpec, task: TaskView | None, ranks: Sequence[TaskView | None] | None
+    ) -> dict[str, Any]:
+        return attempt_fields(job, spec, task, now=self._ports.clock(), prices=self._settings.prices, ranks=ranks)
 
     def _resend(self, job: JobRecord, *, delay_seconds: int) -> None:
         assert job.spec is not None

@@ -101,6 +101,26 @@ def test_cancel_parent_cancels_every_child_not_yet_terminal(
     assert states[1].cancel_requested  # type: ignore[union-attr]  # its worker stops it at the next heartbeat
 
 
+def test_cancel_of_the_last_child_counts_on_its_parent_which_settles_with_the_summed_cost(
+    deployment: Deployment,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    spec = {"job_id": "sw", "command": ["p"], "array": {"size": 2}}
+    put(deployment, "sw", S.RUNNING, spec=spec, queue="dispatch", kind="array", array_size=2, enqueued=2)
+    put(deployment, "sw-0", S.SUCCEEDED, cost_usd=0.5, parent_id="sw", array_index=0)
+    deployment.store.add_to("sw", "children_finished", 1, now=NOW)
+    put(deployment, "sw-1", S.RUNNING, parent_id="sw", array_index=1)  # interrupted: its earlier attempt's cost
+    deployment.store.transition(  # is on the record (common.cost prices each attempt's end)
+        "sw-1", S.RETRYING, expected_states=S.RUNNING, expected_attempt=1, now=NOW, cost_usd=0.25
+    )
+    code, out, _ = run(capsys, "cancel", "sw-1")
+    assert code == 0 and "sw-1: cancelled before it started" in out
+    child, parent = deployment.store.get("sw-1"), deployment.store.get("sw")
+    assert child is not None and child.state == S.CANCELLED and child.extra["cost_usd"] == 0.25
+    assert parent is not None and parent.state == S.CANCELLED and parent.extra["children_finished"] == 2
+    assert parent.extra["cost_usd"] == 0.75
+
+
 def test_explain_a_worker_job_from_the_queue(
     deployment: Deployment,
     capsys: pytest.CaptureFixture[str],

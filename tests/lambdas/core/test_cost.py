@@ -65,12 +65,14 @@ def test_unpriced_provider_counts_usage_not_dollars() -> None:
     assert cost["unpriced_attempts"] == 1 and cost["cost_usd"] == 0 and cost["vcpu_seconds"] == 200
 
 
-def test_record_fields_append_and_price_only_at_the_end() -> None:
-    first = record_fields([], usage("FARGATE_SPOT", 100, interrupted=True), PRICES, final=False)
-    assert list(first) == ["usage"] and len(first["usage"]) == 1
-    last = record_fields(first["usage"], usage("FARGATE", 100, attempt=2), PRICES, final=True)
-    assert [u["attempt"] for u in last["usage"]] == [1, 2] and last["cost_usd"] > 0
-    assert "cost_usd" not in record_fields([], usage("FARGATE", 100), None, final=True)
+def test_record_fields_append_and_price_the_usage_so_far() -> None:
+    first = record_fields([], usage("FARGATE_SPOT", 100, interrupted=True), PRICES)
+    assert len(first["usage"]) == 1 and first["cost_usd"] == first["interrupted_cost_usd"] > 0  # a job ended
+    # while RETRYING keeps this cost
+    last = record_fields(first["usage"], usage("FARGATE", 100, attempt=2), PRICES)
+    assert [u["attempt"] for u in last["usage"]] == [1, 2]
+    assert last["cost_usd"] == pytest.approx(first["cost_usd"] + job_cost([usage("FARGATE", 100)], PRICES)["cost_usd"])
+    assert "cost_usd" not in record_fields([], usage("FARGATE", 100), None)
 
 
 def test_sweep_sum_and_metric_line() -> None:

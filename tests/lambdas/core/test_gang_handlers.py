@@ -219,7 +219,8 @@ def test_an_interrupted_rank_stops_the_others_and_restarts_the_gang_on_demand(
     described = {t["taskArn"]: t for t in clients["ecs"].describe_tasks(cluster=CLUSTER, tasks=[rank0, rank1])["tasks"]}
     assert described[rank0]["desiredStatus"] == "STOPPED"  # stopped by the handler
     assert described[rank1]["lastStatus"] == "RUNNING"  # checkpointing on its own, not stopped twice
-    assert on(ecs_moves(clients, rank0, "STOPPED", exit_code=143, stop_code="UserInitiated")) == {"Ignored": 1}
+    stopped = ecs_moves(clients, rank0, "STOPPED", exit_code=143, stop_code="UserInitiated")
+    assert on(stopped) == {"RetryResent": 1}  # a duplicate dispatch message, which the submitter skips
     while run_batch(
         clients["sqs"], world.dispatch_url, world.dispatch_arn, lambda e: submitter(e, FakeLambdaContext())
     ):
@@ -227,6 +228,19 @@ def test_an_interrupted_rank_stops_the_others_and_restarts_the_gang_on_demand(
     relaunched = current(store, "g-spot")
     assert relaunched.state == S.DISPATCHED and relaunched.attempt == 2 and relaunched.capacity_provider == "FARGATE"
     assert set(relaunched.extra["gang_tasks"]).isdisjoint({rank0, rank1})
+
+
+def test_a_stopped_rank_of_a_retrying_gang_resends_a_lost_dispatch_message(
+    world: World, clients: dict[str, Any], store: JobStore
+) -> None:
+    submit("g-resend")
+    rank0, rank1 = (t["taskArn"] for t in ranks(clients, "g-resend"))
+    assert on(ecs_moves(clients, rank0, "STOPPED", exit_code=1)) == {"JobsRetried": 1}
+    assert receive_all(clients["sqs"], world.dispatch_url) == []  # the retry's message is delayed (say it is lost)
+    assert on(ecs_moves(clients, rank1, "STOPPED", exit_code=143, stop_code="UserInitiated")) == {"RetryResent": 1}
+    (resent,) = receive_all(clients["sqs"], world.dispatch_url)
+    assert json.loads(resent["Body"])["job_id"] == "g-resend"
+    assert current(store, "g-resend").state == S.RETRYING and current(store, "g-resend").attempt == 2
 
 
 def test_a_failed_rank_stops_the_other_and_uses_an_attempt(
@@ -268,7 +282,26 @@ def test_reconcile_catches_a_gang_whose_events_were_lost(
     ecs_moves(clients, rank0, "STOPPED", exit_code=0)
     ecs_moves(clients, rank1, "STOPPED", exit_code=0)
     assert on(scheduled_event()).get("JobsSucceeded") == 1
-    assert current(store, "g-lost").state == S.SUCCEEDED
+    done = current(store, "g-lost")
+    assert done.state == S.SUCCEEDED
+    (usage,) = done.extra["usage"]  # billed per rank task (moto's tasks never report a start: 0 s each)
+    assert usage["tasks"] == 2 and usage["seconds"] == 0 and usage["capacity_provider"] == "FARGATE_SPOT"
+
+
+def test_a_rank_that_exited_zero_early_still_counts_once_ecs_forgets_it(
+    world: World, clients: dict[str, Any], store: JobStore
+) -> None:
+    from moto.ecs.models import ecs_backends
+
+    submit("g-early")
+    rank0, rank1 = (t["taskArn"] for t in ranks(clients, "g-early"))
+    on(ecs_moves(clients, rank0, "RUNNING"))
+    on(ecs_moves(clients, rank1, "RUNNING"))
+    assert on(ecs_moves(clients, rank0, "STOPPED", exit_code=0)) == {"Ignored": 1}
+    assert current(store, "g-early").extra["gang_exited_0"]["task"] == rank0
+    del ecs_backends[ACCOUNT][REGION].tasks[CLUSTER][rank0]  # about an hour later DescribeTasks forgets it
+    assert on(ecs_moves(clients, rank1, "STOPPED", exit_code=0)) == {"JobsSucceeded": 1}
+    assert current(store, "g-early").state == S.SUCCEEDED
 
 
 # --- rendezvous -----------------------------------------------------------------------------------
@@ -337,3 +370,36 @@ def test_a_rank_out_of_memory_fails_the_gang_at_once_and_stops_the_other(
     assert "rank 1 of 2" in str(job.reason) and "`memory`" in str(job.reason)
     (rank0_now,) = clients["ecs"].describe_tasks(cluster=CLUSTER, tasks=[rank0])["tasks"]
     assert rank0_now["desiredStatus"] == "STOPPED"
+
+
+class ClaimTakenDuringLaunch(ScriptedEcs):
+    """Another consumer takes the launch over while this one starts the last rank (a lease that expired)."""
+
+    def __init__(self, ecs: Any, store: JobStore) -> None:
+        super().__init__(ecs, no_capacity=set())
+        self.store, self.claim = store, ""
+
+    def run_task(self, request: Any) -> Any:
+        env = {e["name"]: e["value"] for e in request["overrides"]["containerOverrides"][0]["environment"]}
+        if env["RANK"] == "0":
+            self.claim = env["TRAIN_LAUNCH_CLAIM"]
+        else:
+            self.store.claim_launch(
+                env["TRAIN_JOB_ID"],
+                state=S.SUBMITTED,
+                attempt=1,
+                claim="other",
+                now=datetime.now(UTC),
+                takeover_from=self.claim,
+            )
+        return super().run_task(request)
+
+
+def test_a_gang_launch_that_loses_its_claim_stops_the_ranks_it_started(
+    world: World, clients: dict[str, Any], store: JobStore
+) -> None:
+    ecs = ClaimTakenDuringLaunch(clients["ecs"], store)
+    submit("g-lost-claim", ports=scripted_ports(store, clients, ecs))
+    job = current(store, "g-lost-claim")
+    assert job.state == S.SUBMITTED and job.launch_claim == "other"  # the other consumer's launch goes on
+    assert ranks(clients, "g-lost-claim") == []  # ours are stopped, not left to the orphan pass

@@ -16,7 +16,16 @@ from common.states import JobState
 from common.store import JobRecord
 from common.timeutil import iso
 from task_events.gang import decide_gang, observe, orphan_reason
-from task_events.logic import MISSING_GRACE_SECONDS, Finish, Ignore, MarkRunning, Retry, StopForTimeout, TaskView
+from task_events.logic import (
+    MISSING_GRACE_SECONDS,
+    Finish,
+    Ignore,
+    MarkRunning,
+    ResendRetry,
+    Retry,
+    StopForTimeout,
+    TaskView,
+)
 
 S = JobState
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -160,6 +169,17 @@ def test_ranks_of_a_finished_or_restarted_gang_are_stopped() -> None:
         decision = decide(job, view(0, "STOPPED", exit_code=1), view(1, "RUNNING"))
         assert isinstance(decision.action, Ignore) and decision.stop == (ARNS[1],), job.state
     assert decide(gang(S.CANCELLED), view(0, "STOPPED"), view(1, "RUNNING", desired_status="STOPPED")).stop == ()
+
+
+def test_a_stopped_rank_of_a_retrying_gang_resends_its_dispatch_message() -> None:
+    retrying = gang(S.RETRYING, attempt=2)
+    stopped, running = view(0, "STOPPED", exit_code=143, stop_code="UserInitiated"), view(1, "RUNNING")
+    decision = decide_gang(retrying, SPEC, [stopped, running], now=NOW, event=stopped)
+    assert isinstance(decision.action, ResendRetry) and decision.stop == (ARNS[1],)
+    # only a STOPPED event re-sends (bounded like a single task's), not the other ranks' progress events
+    assert isinstance(decide_gang(retrying, SPEC, [stopped, running], now=NOW, event=running).action, Ignore)
+    assert isinstance(decide_gang(retrying, SPEC, [stopped, running], now=NOW).action, Ignore)  # reconcile pass
+    assert isinstance(decide_gang(gang(S.SUCCEEDED), SPEC, [stopped, running], now=NOW, event=stopped).action, Ignore)
 
 
 def test_orphans() -> None:
@@ -328,3 +348,79 @@ def test_spot_and_capacity_keep_restarting_the_gang_without_using_attempts_whate
         assert isinstance(decision.action, Retry), views
         assert decision.action.failures == 2 and decision.action.interruptions == 2
         assert decision.action.prefer_on_demand and decision.action.next_attempt == 4
+
+
+# --- cost -----------------------------------------------------------------------------------------
+
+
+def test_each_rank_is_billed_from_its_own_start_to_its_own_stop() -> None:
+    from common.cost import Rate
+    from task_events.accounting import attempt_fields
+
+    prices = {"FARGATE": Rate(0.04048, 0.004445), "FARGATE_SPOT": Rate(0.012144, 0.0013335)}
+    spot = {"capacity_provider": "FARGATE_SPOT"}
+    # 1 vCPU / 2 GB per rank. Rank 0 ran 12:00:30 -> 12:09:00 (510 s), rank 1 12:01:00 -> 12:09:50 (530 s);
+    # the reconcile pass settles the success at 12:40, long after (the job's start is the later rank's).
+    t0 = NOW - timedelta(minutes=10)
+    ranks = [
+        view(
+            0, "STOPPED", started_at=iso(t0 + timedelta(seconds=30)), stopped_at=iso(t0 + timedelta(minutes=9)), **spot
+        ),
+        view(
+            1, "STOPPED", started_at=iso(t0 + timedelta(minutes=1)), stopped_at=iso(t0 + timedelta(seconds=590)), **spot
+        ),
+    ]
+    job = gang(started_at=iso(t0 + timedelta(minutes=1)), capacity_provider="FARGATE_SPOT")
+    fields: Any = attempt_fields(job, SPEC, None, now=NOW + timedelta(minutes=30), prices=prices, ranks=ranks)
+    (usage,) = fields["usage"]
+    assert usage == {
+        "attempt": 1,
+        "capacity_provider": "FARGATE_SPOT",
+        "seconds": 1040,  # 510 + 530 task-seconds
+        "tasks": 2,
+        "vcpu_seconds": 1040.0,
+        "gb_seconds": 2080.0,
+        "interrupted": False,
+    }
+    # (1040 vCPU-s x 0.012144 + 2080 GB-s x 0.0013335) / 3600 = 0.0042787...; on-demand 0.0142624...
+    assert fields["cost_usd"] == 0.004279 and fields["on_demand_cost_usd"] == 0.014262
+    # A gang never marked RUNNING whose ranks ran 30 s each: 60 s minimum per task, not 0.
+    dispatched = gang(S.DISPATCHED, started_at=None)
+    short = [
+        view(r, "STOPPED", started_at=iso(NOW - timedelta(seconds=40)), stopped_at=iso(NOW - timedelta(seconds=10)))
+        for r in (0, 1)
+    ]
+    fields = attempt_fields(dispatched, SPEC, short[0], now=NOW, prices=prices, ranks=short)
+    assert fields["usage"][0]["seconds"] == 120 and fields["usage"][0]["vcpu_seconds"] == 120.0
+    # A rank that never started costs nothing; a live one is billed up to now (a timeout stops it).
+    never = view(1, "STOPPED", started_at=None, **NO_CAPACITY)
+    running = view(0, "RUNNING", started_at=iso(NOW - timedelta(seconds=100)))
+    fields = attempt_fields(dispatched, SPEC, never, now=NOW, prices=prices, ranks=[running, never])
+    assert fields["usage"][0]["seconds"] == 100
+
+
+def test_a_rank_recorded_as_exited_zero_still_counts_once_describe_tasks_forgets_it() -> None:
+    from task_events.gang import exited_fields, recall_exited
+
+    job = gang(S.RUNNING)
+    early = view(0, "STOPPED", stopped_at=iso(NOW - timedelta(minutes=70)), capacity_provider="FARGATE_SPOT")
+    fields = exited_fields(job, [early, view(1, "RUNNING")])
+    assert fields == {
+        "gang_exited_0": {
+            "task": ARNS[0],
+            "started_at": early.started_at,
+            "stopped_at": early.stopped_at,
+            "capacity_provider": "FARGATE_SPOT",
+        }
+    }
+    recorded = gang(S.RUNNING, extra={"gang_tasks": list(ARNS), **fields})
+    assert exited_fields(recorded, [early, view(1, "RUNNING")]) == {}  # written once
+    # An hour later DescribeTasks no longer finds rank 0; rank 1 exits 0 too.
+    unrecorded = decide(job, None, view(1, "STOPPED"), missing_is_lost=True)
+    assert isinstance(unrecorded.action, Retry)  # without the record: rank 0 counted as lost
+    views = recall_exited(recorded, [None, view(1, "STOPPED")])
+    assert views[0] is not None and views[0].stopped_at == early.stopped_at and views[0].started_at == early.started_at
+    assert decide(recorded, *views, missing_is_lost=True).action == Finish(S.SUCCEEDED, None, 0)
+    # A record of another attempt's task (same rank) is not this rank's exit.
+    stale = gang(S.RUNNING, extra={"gang_tasks": ["arn:new0", ARNS[1]], **fields})
+    assert recall_exited(stale, [None, None]) == [None, None]

@@ -122,6 +122,23 @@ def test_each_attempt_records_usage_and_the_job_its_cost(
     assert done.extra["interrupted_cost_usd"] == pytest.approx(0.0082283, abs=1e-6)
 
 
+def test_a_job_cancelled_while_retrying_keeps_the_cost_of_its_earlier_attempts(
+    store: JobStore, clients: dict[str, Any], world: World
+) -> None:
+    job = launch(store, "retried", cpu=2048, memory=4096)
+    t0 = parse_iso(str(job.dispatched_at))
+    on(job, "RUNNING", started_at=t0)
+    on(job, "STOPPED", stop_code="SpotInterruption", exit_code=143, at=t0 + timedelta(seconds=1000), started_at=t0)
+    store.request_cancel("retried", now=t0 + timedelta(seconds=1001))
+    (message,) = receive_all(clients["sqs"], world.dispatch_url)
+    submitter(sqs_event([sqs_record(message["Body"], attributes=message["MessageAttributes"])]), FakeLambdaContext())
+    cancelled = store.get("retried")
+    assert cancelled is not None and cancelled.state == S.CANCELLED
+    # hand-computed in test_cost.py: the interrupted spot attempt, 1000 s at 2 vCPU / 4 GB
+    assert cancelled.extra["cost_usd"] == pytest.approx(0.0082283, abs=1e-6)
+    assert cancelled.extra["interrupted_cost_usd"] == pytest.approx(0.0082283, abs=1e-6)
+
+
 def test_max_wait_fail_ends_a_job_that_never_started(
     store: JobStore, world: World, clients: dict[str, Any], clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:

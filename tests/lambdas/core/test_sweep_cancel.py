@@ -109,3 +109,19 @@ def test_a_cancel_during_a_fan_out_invocation_stops_it_and_never_runs_the_parent
     assert parent is not None and parent.state == S.CANCELLED and parent.extra["enqueued"] == 10
     assert all(r.state == S.CANCELLED for r in store.get_many([f"sw-{i}" for i in range(10)]).values())
     assert [h["to"] for h in parent.history if "to" in h].count(S.RUNNING) == 0
+
+
+def test_a_cancel_after_every_child_succeeded_settles_the_submitted_parent_succeeded(
+    store: JobStore, clock: FakeClock
+) -> None:
+    def children_end_then_cancel() -> None:  # the last group's children all succeed, then a cancel lands
+        for i in range(10):
+            store.transition(f"sw-{i}", S.RUNNING, expected_states=S.SUBMITTED, expected_attempt=1, now=clock())
+            ended = store.transition(f"sw-{i}", S.SUCCEEDED, expected_states=S.RUNNING, expected_attempt=1, now=clock())
+            job_finished(store, ended, clock(), emit=lambda line: None)
+        store.request_cancel("sw", now=clock())
+
+    assert run(store, Queues(on_batch=children_end_then_cancel), clock, 10) == "JobsCancelled"
+    parent = store.get("sw")
+    assert parent is not None and parent.state == S.SUCCEEDED, parent.reason
+    assert parent.reason == "10 children: 10 SUCCEEDED"

@@ -14,6 +14,9 @@ reads the picture of the current attempt, all-or-nothing:
 - a cancel request or a user's StopTask on a rank ends the job CANCELLED (FAILED past the timeout).
 
 Every decision that ends the attempt names the rank tasks still running, to be stopped once it is recorded.
+A STOPPED rank of a gang already RETRYING re-sends its dispatch message (as a single task does), so a lost send
+cannot stall the retry. Ranks seen exiting 0 are remembered on the job record (`exited_fields`), so a rank that
+DescribeTasks has forgotten an hour later still counts as done (`recall_exited`).
 """
 
 from __future__ import annotations

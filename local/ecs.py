@@ -307,15 +307,18 @@ class EcsEmulator:
         self.stop(arn, "SpotInterruption", SPOT_REASON)
 
     def _count(self, service: Any) -> None:
-        running = pending = 0
-        for local in self.tasks.values():
-            if local.service != service.name:
-                continue
-            status = self.backend.tasks[self.cluster][local.arn].last_status
-            running += status == "RUNNING"
-            pending += status in ("PROVISIONING", "PENDING")
-        service.running_count = running
-        service.pending_count = pending
+        """moto sets runningCount = desiredCount on UpdateService; put back what is really running."""
+        service.running_count, service.pending_count = self.service_counts(service.name)
+
+    def service_counts(self, service: str) -> tuple[int, int]:
+        """(running, pending) tasks of a service, as ECS counts them."""
+        with self._lock:
+            statuses = [
+                self.backend.tasks[self.cluster][local.arn].last_status
+                for local in self.tasks.values()
+                if local.service == service
+            ]
+        return statuses.count("RUNNING"), sum(s in ("PROVISIONING", "PENDING") for s in statuses)
 
     # --- views -----------------------------------------------------------------------------------
 

@@ -150,6 +150,7 @@ class Observer:
         service = self.ecs.describe_services(
             cluster=self.outputs["ClusterName"], services=[self.outputs["WorkerServiceName"]]
         )["services"][0]
+        running, pending = self.control.ecs.service_counts(self.outputs["WorkerServiceName"])
         visible, in_flight = depth(self.outputs["WorkerQueueUrl"])
         dispatch_visible, _ = depth(self.outputs["DispatchQueueUrl"])
         states = Counter(str(j["state"]) for j in self.jobs().values())
@@ -159,8 +160,9 @@ class Observer:
             "worker_queue_in_flight": in_flight,
             "dispatch_queue_visible": dispatch_visible,
             "desired": service["desiredCount"],
-            "running": service["runningCount"],
-            "pending": service["pendingCount"],
+            # from the emulator: moto reports runningCount = desiredCount for a moment after each UpdateService
+            "running": running,
+            "pending": pending,
             "training_tasks": len(self.control.ecs.running(service=False)),
             "jobs": dict(states),
         }
@@ -245,6 +247,7 @@ def play(scenario: Scenario, observer: Observer, plays: Plays, endpoint: str, sa
             scenario.gang_interruption = gang.maybe_interrupt(control, jobs.get(gang.JOB_ID), say)
         done = all(str(jobs.get(j, {}).get("state")) in TERMINAL for j in scenario.job_ids)
         if done and sample["desired"] == 0 and control.ecs.live_count() == 0 and observer.max_desired > 0:
+            say(progress_line(observer.sample()))  # the end state, for the record and the plot
             return
         if time.monotonic() > deadline:
             raise DemoFailed(f"not finished after {scenario.timeout_s:.0f} s (last sample: {progress_line(sample)})")

@@ -122,6 +122,10 @@ class JobRecord:
         )
 
 
+NO_CLAIM = ""
+"""`expected_claim` meaning "the job holds no launch claim" (a real claim is never empty)."""
+
+
 def _history_entry(now: str, from_state: str | None, to_state: JobState, reason: str | None) -> dict[str, Any]:
     entry: dict[str, Any] = {"at": now, "from": from_state, "to": to_state.value}
     if reason:
@@ -327,8 +331,9 @@ class JobStore:
         **fields: Any,
     ) -> JobRecord:
         """Move the job to `to` if it is in one of `expected_states` at `expected_attempt` (and, when given,
-        runs `expected_task_arn` / holds `expected_claim`). Appends {at, from, to, reason} to history, stamps
-        updated_at and the state's own timestamp, sets `fields` (None removes an attribute).
+        runs `expected_task_arn` / holds `expected_claim`; NO_CLAIM: holds none).
+        Appends {at, from, to, reason} to history, stamps updated_at and the state's own timestamp, sets
+        `fields` (None removes an attribute).
         Raises InvalidTransition for a move the state machine forbids, JobStateConflict when the write loses."""
         expected = (expected_states,) if isinstance(expected_states, JobState) else tuple(expected_states)
         if not expected:
@@ -351,7 +356,9 @@ class JobStore:
         update.expect_equal("attempt", expected_attempt)
         if expected_task_arn is not None:
             update.expect_equal("task_arn", expected_task_arn)
-        if expected_claim is not None:
+        if expected_claim == NO_CLAIM:
+            update.expect_absent("launch_claim")
+        elif expected_claim is not None:
             update.expect_equal("launch_claim", expected_claim)
         return self._update(job_id, update, f"{'|'.join(expected)} attempt {expected_attempt}")
 

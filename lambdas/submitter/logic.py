@@ -82,11 +82,12 @@ def decide(*, job: JobRecord, message_attempt: int, now: datetime, room: bool, r
         return Skip(f"attempt {job.attempt} already launched ({job.state}, task {job.task_arn})")
     if job.state not in WAITING:  # pragma: no cover - every state is terminal, active or waiting
         return Skip(f"job in unexpected state {job.state}")
-    if job.cancel_requested:
+    if job.launch_claim is not None and not claim_expired(job, now):
+        # A cancel waits too: the claim holder's record sees cancel_requested and stops the task it launched.
+        return Defer(f"launch of attempt {job.attempt} in progress elsewhere (claim {job.launch_claim})")
+    if job.cancel_requested:  # with an expired claim, the cancel first stops whatever that launch started
         return CancelWaiting("cancelled before a task was launched")
     if job.launch_claim is not None:
-        if not claim_expired(job, now):
-            return Defer(f"launch of attempt {job.attempt} in progress elsewhere (claim {job.launch_claim})")
         return Launch(takeover=job.launch_claim)
     if not room:
         return Defer(room_reason)

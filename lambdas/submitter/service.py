@@ -33,7 +33,7 @@ from common.finished import job_finished
 from common.jobspec import Deployment, JobSpec, derive_job_id, guess_job_id, parse_job_spec
 from common.messages import JOB_ID, REASON, DispatchAttributes, dispatch_attributes, read_dispatch_attributes
 from common.states import WAITING, JobState
-from common.store import JobRecord, JobStore
+from common.store import NO_CLAIM, JobRecord, JobStore
 from common.timeutil import iso
 from submitter.fanout import fan_out, hold_for_spot, is_parent_spec
 from submitter.gang import GangLaunched, GangRefused, GangWaiting, launch_gang, stop_started_by, stop_tasks
@@ -50,6 +50,7 @@ from submitter.logic import (
     Skip,
     backoff_seconds,
     cap_reason,
+    claim_expired,
     decide,
     plan_launch,
     read_run_task,
@@ -250,6 +251,8 @@ class Batch:
         except JobStateConflict as conflict:
             current = conflict.current
             if current is not None and current.cancel_requested and current.state in WAITING:
+                if current.launch_claim is not None and not claim_expired(current, now):
+                    return self._defer(current, meta, spec, "cancel waits for the launch in progress elsewhere")
                 return self._cancel(current, "cancelled before a task was launched")
             logger.info("lost the launch claim to another consumer", extra={"job_id": job_id, "current": str(conflict)})
             return Outcome.SKIPPED
@@ -354,14 +357,18 @@ class Batch:
             # the job over. A single task is adopted via startedBy / the client token. A gang's ranks are not
             # (their client tokens name our claim, and the takeover may have listed the job's tasks before we
             # started them): stop them now, unless the record shows our own write landed (a retried update).
-            gang = [str(arn) for arn in fields.get("gang_tasks") or ()]
+            # A single task is stopped too when the job has ended meanwhile (e.g. cancelled by a duplicate
+            # delivery, or another consumer's max_wait): no takeover will adopt it.
+            stop = [str(arn) for arn in fields.get("gang_tasks") or ()]
             current = conflict.current
             if current is not None and current.task_arn == launched.task_arn:
-                gang = []
-            stop_tasks(ports.ecs, gang, f"job {job.job_id}: this gang launch lost its claim")
+                stop = []
+            elif not stop and (current is None or current.terminal):
+                stop = [launched.task_arn]
+            stop_tasks(ports.ecs, stop, f"job {job.job_id}: this launch lost its claim")
             logger.error(
                 "launched, but the claim was taken over",
-                extra={"job_id": job.job_id, "current": str(conflict), "stopped_tasks": len(gang)},
+                extra={"job_id": job.job_id, "current": str(conflict), "stopped_tasks": len(stop)},
             )
             return Outcome.SKIPPED
         logger.info(
@@ -422,6 +429,8 @@ class Batch:
         return Outcome.LAUNCH_ERROR
 
     def _cancel(self, job: JobRecord, reason: str) -> Outcome:
+        if job.launch_claim is not None:  # an expired claim (decide): its lost launch may have started tasks
+            stop_started_by(self._ports.ecs, job.job_id, "cancelled by user")
         return self._finish_waiting(job, JobState.CANCELLED, reason)
 
     def _finish_waiting(self, job: JobRecord, state: JobState, reason: str) -> Outcome:
@@ -432,6 +441,7 @@ class Batch:
                 state,
                 expected_states=job.state,
                 expected_attempt=job.attempt,
+                expected_claim=job.launch_claim or NO_CLAIM,  # no launch began (or was taken over) since the read
                 now=self._ports.clock(),
                 reason=reason,
             )

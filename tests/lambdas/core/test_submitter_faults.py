@@ -22,6 +22,7 @@ from submitter.adapters import EcsAdapter
 from submitter.handler import handler
 from submitter.logic import LAUNCH_LEASE_SECONDS
 from submitter.service import Ports
+from task_events.handler import handler as task_events
 from tests.lambdas.core.conftest import FakeClock
 from tests.lambdas.core.helpers import (
     FakeLambdaContext,
@@ -32,6 +33,7 @@ from tests.lambdas.core.helpers import (
     run_batch,
     sqs_event,
     sqs_record,
+    task_state_change,
 )
 
 S = JobState
@@ -88,6 +90,9 @@ class FaultyEcs:
     def stop_task(self, task_arn: str, reason: str) -> None:
         self.real.stop_task(task_arn, reason)
 
+    def list_started_by(self, started_by: str) -> list[str]:
+        return self.real.list_started_by(started_by)
+
 
 class CrashingStore(JobStore):
     """Crashes (once) on the DISPATCHED write: the task exists, the table does not know yet."""
@@ -131,6 +136,11 @@ def ports(ecs: FaultyEcs, store: JobStore, clients: dict[str, Any], clock: FakeC
 
 def tasks_of(clients: dict[str, Any], job_id: str) -> list[str]:
     return list(clients["ecs"].list_tasks(cluster="training", startedBy=job_id)["taskArns"])
+
+
+def running_tasks_of(clients: dict[str, Any], job_id: str) -> list[str]:
+    response = clients["ecs"].list_tasks(cluster="training", startedBy=job_id, desiredStatus="RUNNING")
+    return list(response["taskArns"])
 
 
 def failures(result: dict[str, Any]) -> list[str]:
@@ -433,3 +443,62 @@ def test_cancel_landing_between_read_and_claim(
     ports = Ports(store=store, ecs=ecs, queues=aws.SqsSender(clients["sqs"]), clock=clock)
     handler(sqs_event([sqs_record(job_body("cc-1"))]), FakeLambdaContext(), ports=ports)
     assert store.get("cc-1").state == S.CANCELLED and ecs.run_calls == []  # type: ignore[union-attr]
+
+
+def test_cancel_and_duplicate_delivery_during_run_task(
+    world: World, clients: dict[str, Any], store: JobStore, clock: FakeClock
+) -> None:
+    """While consumer A's RunTask is in flight, the CLI cancels the job and consumer B gets a duplicate of the
+    message. B must not end the job under A's live claim; A's record then stops the task it launched."""
+
+    class InterleavedEcs(FaultyEcs):
+        step: Any = None
+
+        def run_task(self, request: Mapping[str, Any]) -> Mapping[str, Any]:
+            step, self.step = self.step, None
+            if step is not None:
+                step()
+            return super().run_task(request)
+
+    ecs = InterleavedEcs(EcsAdapter(clients["ecs"], world.cluster))
+    ports = Ports(store=store, ecs=ecs, queues=aws.SqsSender(clients["sqs"]), clock=clock)
+    record = sqs_record(job_body("cd-1"))
+
+    def cancel_then_duplicate() -> None:
+        store.request_cancel("cd-1", now=clock())
+        handler(sqs_event([record]), FakeLambdaContext(), ports=ports)  # consumer B, during A's RunTask
+
+    ecs.step = cancel_then_duplicate
+    handler(sqs_event([record]), FakeLambdaContext(), ports=ports)  # consumer A
+    assert len(ecs.run_calls) == 1
+    assert running_tasks_of(clients, "cd-1") == []  # A stopped its task (the cancel flag is on the record)
+    job = store.get("cd-1")
+    assert job is not None and job.state == S.DISPATCHED and job.cancel_requested
+    stopped = task_state_change(
+        task_arn=str(job.task_arn),
+        job_id="cd-1",
+        last_status="STOPPED",
+        exit_code=143,
+        stop_code="UserInitiated",
+        stopped_reason="cancelled by user",
+    )
+    task_events(stopped, FakeLambdaContext(function_name="task-events"))
+    assert store.get("cd-1").state == S.CANCELLED  # type: ignore[union-attr]
+    drain(clients, world, ports, clock)  # B's deferred copy: skipped, no second launch
+    assert len(ecs.run_calls) == 1 and running_tasks_of(clients, "cd-1") == []
+    assert store.get("cd-1").state == S.CANCELLED  # type: ignore[union-attr]
+
+
+def test_cancel_after_an_expired_claim_stops_the_lost_launch(
+    world: World, clients: dict[str, Any], ecs: FaultyEcs, store: JobStore, clock: FakeClock, ports: Ports
+) -> None:
+    """A launch died after RunTask; the job is cancelled. After the lease, the redelivery stops that task."""
+    record = sqs_record(job_body("ce-1"))
+    ecs.crash_after_launch_on = {1}
+    assert failures(handler(sqs_event([record]), FakeLambdaContext(), ports=ports)) == [record["messageId"]]
+    assert len(running_tasks_of(clients, "ce-1")) == 1
+    store.request_cancel("ce-1", now=clock())
+    clock.advance(LAUNCH_LEASE_SECONDS + 1)
+    handler(sqs_event([record]), FakeLambdaContext(), ports=ports)
+    assert store.get("ce-1").state == S.CANCELLED  # type: ignore[union-attr]
+    assert running_tasks_of(clients, "ce-1") == [] and len(ecs.run_calls) == 1

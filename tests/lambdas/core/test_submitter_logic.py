@@ -97,6 +97,13 @@ def test_cancelled_waiting_job() -> None:
     assert isinstance(run(job(cancel_requested=True)), CancelWaiting)
 
 
+def test_a_cancel_waits_for_a_live_launch_claim() -> None:
+    claimed = job(cancel_requested=True, launch_claim="req:msg", launch_claimed_at=iso(NOW - timedelta(seconds=10)))
+    assert isinstance(run(claimed), Defer)  # the claim holder's record stops its task
+    expired = replace(claimed, launch_claimed_at=iso(NOW - timedelta(seconds=LAUNCH_LEASE_SECONDS)))
+    assert isinstance(run(expired), CancelWaiting)  # the service stops whatever the lost launch started
+
+
 # --- backoff --------------------------------------------------------------------------------------
 
 

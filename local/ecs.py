@@ -52,7 +52,6 @@ class LocalTask:
     log_path: Path | None = None
     log_stream: tuple[str, str] | None = None  # (group, stream) of the awslogs driver
     log_offset: int = 0
-    events: list[str] = field(default_factory=list)
 
 
 class EcsEmulator:
@@ -228,7 +227,6 @@ class EcsEmulator:
         for container in task.containers:
             container.last_status = status
         local.phase_since = time.monotonic()
-        local.events.append(status)
         self.emit(self.describe(task))
 
     def _stopped(self, task: Any, local: LocalTask, *, exit_code: int | None) -> None:

@@ -24,17 +24,6 @@ def _seconds_between(start: Any, end: Any) -> float | None:
     return round((datetime.fromisoformat(str(end)) - datetime.fromisoformat(str(start))).total_seconds(), 2)
 
 
-def _plain(value: Any) -> Any:
-    """DynamoDB's Decimals and sets as JSON values."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set):
-        return [_plain(v) for v in value]
-    if type(value).__name__ == "Decimal":
-        return int(value) if value == int(value) else float(value)
-    return value
-
-
 def record(
     scenario: Scenario, plays: Plays, control: ControlPlane, observer: Observer, *, wall_s: float, finished: bool
 ) -> dict[str, Any]:
@@ -47,15 +36,15 @@ def record(
             {
                 "job_id": job_id,
                 "state": item.get("state"),
-                "attempt": _plain(item.get("attempt")),
-                "interruptions": _plain(item.get("interruptions", 0)),
+                "attempt": item.get("attempt"),
+                "interruptions": item.get("interruptions", 0),
                 "capacity_provider": item.get("capacity_provider"),
                 "queue": item.get("queue"),
                 "reason": item.get("reason"),
                 "enqueue_to_start_s": _seconds_between(item.get("submitted_at"), item.get("started_at")),
                 "run_s": _seconds_between(item.get("started_at"), item.get("finished_at")),
                 "parent_id": item.get("parent_id"),
-                **{key: _plain(item[key]) for key in COST_FIELDS if key in item},
+                **{key: item[key] for key in COST_FIELDS if key in item},
             }
         )
     desired = [s["desired"] for s in observer.samples]

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.store import from_attr
 from local import gang
 from local.cloud import CREDENTIALS, STACK_NAME, Plays, deploy, free_port
 from local.control import ControlPlane, Pace
@@ -126,21 +127,17 @@ class Observer:
         self.outputs = plays.outputs
         self.sqs = boto3.client("sqs", endpoint_url=endpoint, region_name=REGION)
         self.ecs = boto3.client("ecs", endpoint_url=endpoint, region_name=REGION)
-        self.table = boto3.resource("dynamodb", endpoint_url=endpoint, region_name=REGION).Table(
-            plays.outputs["JobsTableName"]
-        )
+        self.dynamodb = boto3.client("dynamodb", endpoint_url=endpoint, region_name=REGION)
         self.samples: list[dict[str, Any]] = []
+        self.latest_jobs: dict[str, dict[str, Any]] = {}
+        """The job items of the last sample (job id -> item)."""
         self.max_desired = 0
 
     def jobs(self) -> dict[str, dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        scan: dict[str, Any] = {}
-        while True:
-            page = self.table.scan(**scan)
-            items += page["Items"]
-            if "LastEvaluatedKey" not in page:
-                return {str(i["pk"]): i for i in items}
-            scan["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        """Every job item of the table, decoded as the job store decodes them."""
+        pages = self.dynamodb.get_paginator("scan").paginate(TableName=self.outputs["JobsTableName"])
+        items = [{k: from_attr(v) for k, v in item.items()} for page in pages for item in page["Items"]]
+        return {str(item["pk"]): item for item in items}
 
     def sample(self) -> dict[str, Any]:
         def depth(url: str) -> tuple[int, int]:
@@ -153,7 +150,8 @@ class Observer:
         running, pending = self.control.ecs.service_counts(self.outputs["WorkerServiceName"])
         visible, in_flight = depth(self.outputs["WorkerQueueUrl"])
         dispatch_visible, _ = depth(self.outputs["DispatchQueueUrl"])
-        states = Counter(str(j["state"]) for j in self.jobs().values())
+        self.latest_jobs = self.jobs()
+        states = Counter(str(j["state"]) for j in self.latest_jobs.values())
         sample = {
             "t": round(time.monotonic() - self.control.started, 2),
             "worker_queue_visible": visible,
@@ -232,7 +230,7 @@ def play(scenario: Scenario, observer: Observer, plays: Plays, endpoint: str, sa
     while True:
         sample = observer.sample()
         say(progress_line(sample))
-        jobs = observer.jobs()
+        jobs = observer.latest_jobs
         now = round(time.monotonic() - control.started, 2)
         workers_interrupted = any(j.get("interruptions") for k, j in jobs.items() if k != gang.JOB_ID)
         unconfirmed = scenario.interruption and not workers_interrupted

@@ -9,7 +9,7 @@ from typing import IO, Any
 from common import arrays
 from common.errors import JobStateConflict
 from common.jobspec import JobSpec
-from common.states import TERMINAL, WAITING, JobState
+from common.states import TERMINAL, JobState
 from common.store import JobRecord, JobStore
 from common.sweep import size_of
 from trainctl.errors import TrainctlError, aws_call
@@ -53,17 +53,9 @@ def cancel_children(store: JobStore, parent: JobRecord, now: datetime, stop_task
         if child.terminal:
             continue
         with contextlib.suppress(JobStateConflict):
-            child = store.request_cancel(child.job_id, now=now, reason=f"cancelled with its parent {parent.job_id}")
-            if child.state in WAITING and child.launch_claim is None:
-                ended = store.transition(
-                    child.job_id,
-                    JobState.CANCELLED,
-                    expected_states=child.state,
-                    expected_attempt=child.attempt,
-                    now=now,
-                    reason=f"cancelled with its parent {parent.job_id} before it started",
-                )
-                arrays.on_child_finished(store, ended, now)
+            child, ended = arrays.cancel_child(store, child, parent.job_id, now)
+            if ended:
+                arrays.on_child_finished(store, child, now)
                 cancelled += 1
                 continue
             if child.state in (JobState.DISPATCHED, JobState.RUNNING) and child.queue == "dispatch" and child.task_arn:

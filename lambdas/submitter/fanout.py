@@ -22,13 +22,13 @@ from datetime import datetime
 from typing import Protocol
 
 from common import waiting
-from common.arrays import KIND, enqueued, settle
+from common.arrays import KIND, cancel_child, enqueued, settle
 from common.ecs import FARGATE_SPOT
 from common.errors import JobSpecInvalid, JobStateConflict
 from common.finished import job_finished
 from common.jobspec import JobSpec
 from common.messages import dispatch_attributes
-from common.states import WAITING, JobState
+from common.states import JobState
 from common.store import JobRecord, JobStore
 from common.sweep import child_id, expand, size_of
 from submitter.logic import LaunchPlan
@@ -117,17 +117,9 @@ def _stop(store: JobStore, parent: JobRecord, indexes: range, clock: Callable[[]
         if child.terminal:
             continue
         with contextlib.suppress(JobStateConflict):
-            child = store.request_cancel(child.job_id, now=clock(), reason=f"cancelled with its parent {parent.job_id}")
-            if child.state in WAITING and child.launch_claim is None:
-                ended = store.transition(
-                    child.job_id,
-                    JobState.CANCELLED,
-                    expected_states=child.state,
-                    expected_attempt=child.attempt,
-                    now=clock(),
-                    reason=f"cancelled with its parent {parent.job_id} before it started",
-                )
-                job_finished(store, ended, clock())
+            record, ended = cancel_child(store, child, parent.job_id, clock())
+            if ended:
+                job_finished(store, record, clock())
     current = store.get(parent.job_id) or parent
     settle(store, current, clock())
     return "JobsCancelled"

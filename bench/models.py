@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 
 from bench.deployment import STACK, SUBMITTER_EVENT_SOURCE
+from cdk_app.prices import ON_DEMAND_US_EAST_1 as ON_DEMAND
+from cdk_app.prices import SPOT_FRACTION
 
 ESM = SUBMITTER_EVENT_SOURCE
 
@@ -57,9 +59,10 @@ class Params:
     checkpoint_interval_s: float = _p(
         600.0, "jobs checkpoint this often; work since then is lost on a stop; ASSUMPTION"
     )
-    price_vcpu_h: float = _p(0.04048, "on-demand $/vCPU-hour, us-east-1 Linux/x86 (§5, vantage.sh)")
-    price_gb_h: float = _p(0.004445, "on-demand $/GB-hour, us-east-1 Linux/x86 (§5, vantage.sh)")
-    spot_multiple: float = _p(0.30, "Fargate Spot price / on-demand; ASSUMPTION ('up to 70% off', §5)")
+    # The stack's own price table (cdk_app/prices.py), which per-job costs use too.
+    price_vcpu_h: float = _p(ON_DEMAND["vcpu_hour"], "on-demand $/vCPU-hour, us-east-1 Linux/x86 (§5, vantage.sh)")
+    price_gb_h: float = _p(ON_DEMAND["gb_hour"], "on-demand $/GB-hour, us-east-1 Linux/x86 (§5, vantage.sh)")
+    spot_multiple: float = _p(SPOT_FRACTION, "Fargate Spot price / on-demand; ASSUMPTION ('up to 70% off', §5)")
     min_billed_s: float = _p(60.0, "per-second billing, 1-minute minimum per task (§5)")
     # --- SQS metrics, CloudWatch alarms, events (§3) ------------------------------------
     metric_period_s: float = _p(60.0, "SQS/ECS metrics reach CloudWatch once a minute (§3)")

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.models import Params
-from common.jobspec import FARGATE_MEMORY, describe_memory_choices
+from jobs.sizes import FARGATE_MEMORY, describe_memory_choices
 
 DAY = 86400.0
 

@@ -13,20 +13,10 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from cdk_app.prices import DEFAULT_PRICES, price_table_problem
+from jobs.sizes import FARGATE_MEMORY, describe_memory_choices
 
 PREFIX = "autoscaler."
 ASSET_PREFIX = "asset:"
-
-# Fargate task sizes (cpu units -> allowed memory MiB), from the ECS task-definition docs.
-FARGATE_MEMORY_BY_CPU: dict[int, range] = {
-    256: range(512, 2049, 512),
-    512: range(1024, 4097, 1024),
-    1024: range(2048, 8193, 1024),
-    2048: range(4096, 16385, 1024),
-    4096: range(8192, 30721, 1024),
-    8192: range(16384, 61441, 4096),
-    16384: range(32768, 122881, 8192),
-}
 
 
 class ConfigError(ValueError):
@@ -207,13 +197,13 @@ def _check(ok: bool, key: str, message: str) -> None:
 
 
 def _check_fargate_size(cpu_key: str, cpu: int, memory_key: str, memory: int) -> None:
-    allowed = FARGATE_MEMORY_BY_CPU.get(cpu)
-    _check(allowed is not None, cpu_key, f"{cpu} is not a Fargate size (one of {sorted(FARGATE_MEMORY_BY_CPU)})")
+    allowed = FARGATE_MEMORY.get(cpu)
+    _check(allowed is not None, cpu_key, f"{cpu} is not a Fargate size (one of {sorted(FARGATE_MEMORY)})")
     assert allowed is not None
     _check(
         memory in allowed,
         memory_key,
-        f"{memory} MiB does not fit {cpu} cpu units (allowed {allowed.start}..{allowed.stop - 1} step {allowed.step})",
+        f"{memory} MiB does not fit {cpu} cpu units (allowed {describe_memory_choices(cpu)})",
     )
 
 

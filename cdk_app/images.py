@@ -16,9 +16,17 @@ from cdk_app.nag import acknowledge_wildcard
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-# The worker image also carries lambdas/common (JobSpec, states, job store); build it from the repo
-# root but send Docker only what it needs (Docker ignore syntax).
-_WORKER_CONTEXT_EXCLUDES = ["*", "!worker", "!lambdas", "lambdas/*", "!lambdas/common", "**/__pycache__"]
+# The worker image carries the runtime packages the Lambdas run (WORKER_RUNTIME, from lambdas/); build it from
+# the repo root but send Docker only what it needs (Docker ignore syntax; worker/Dockerfile.dockerignore matches).
+WORKER_RUNTIME = ("jobs", "lifecycle", "aws", "contracts.py")
+_WORKER_CONTEXT_EXCLUDES = [
+    "*",
+    "!worker",
+    "!lambdas",
+    "lambdas/*",
+    *(f"!lambdas/{name}" for name in WORKER_RUNTIME),
+    "**/__pycache__",
+]
 
 
 def container_image(spec: str) -> ecs.ContainerImage:

@@ -8,35 +8,34 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from cdk_app.nag import acknowledge_wildcard, logical_ref
-
-# Names shared with lambdas/common (the runtime code reads the same schema).
-PARTITION_KEY = "pk"
-TTL_ATTRIBUTE = "expires_at"
-STATE_INDEX = "by-state"
-RENDEZVOUS_ATTRIBUTES = [PARTITION_KEY, "attempt", "rendezvous"]
-"""What a rank of a distributed job may read and write in its job's item (worker/rendezvous.py)."""
+from contracts import (
+    RENDEZVOUS_ATTRIBUTES,
+    STATE_ATTRIBUTE,
+    STATE_INDEX,
+    TABLE_PARTITION_KEY,
+    UPDATED_AT_ATTRIBUTE,
+)
 
 
 class JobsTable(Construct):
-    """On-demand table with point-in-time recovery, a TTL for short-lived records and a by-state index."""
+    """On-demand table with point-in-time recovery and a by-state index."""
 
     def __init__(self, scope: Construct, construct_id: str):
         super().__init__(scope, construct_id)
         self.table = dynamodb.TableV2(
             self,
             "Table",
-            partition_key=dynamodb.Attribute(name=PARTITION_KEY, type=dynamodb.AttributeType.STRING),
+            partition_key=dynamodb.Attribute(name=TABLE_PARTITION_KEY, type=dynamodb.AttributeType.STRING),
             billing=dynamodb.Billing.on_demand(),
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True
             ),
-            time_to_live_attribute=TTL_ATTRIBUTE,
             removal_policy=RemovalPolicy.RETAIN,
             global_secondary_indexes=[
                 dynamodb.GlobalSecondaryIndexPropsV2(
                     index_name=STATE_INDEX,
-                    partition_key=dynamodb.Attribute(name="state", type=dynamodb.AttributeType.STRING),
-                    sort_key=dynamodb.Attribute(name="updated_at", type=dynamodb.AttributeType.STRING),
+                    partition_key=dynamodb.Attribute(name=STATE_ATTRIBUTE, type=dynamodb.AttributeType.STRING),
+                    sort_key=dynamodb.Attribute(name=UPDATED_AT_ATTRIBUTE, type=dynamodb.AttributeType.STRING),
                 )
             ],
         )
@@ -50,7 +49,7 @@ def grant_rendezvous_access(table: dynamodb.ITableV2, role: iam.IRole) -> None:
             actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],
             resources=[table.table_arn],
             conditions={
-                "ForAllValues:StringEquals": {"dynamodb:Attributes": RENDEZVOUS_ATTRIBUTES},
+                "ForAllValues:StringEquals": {"dynamodb:Attributes": list(RENDEZVOUS_ATTRIBUTES)},
                 "StringEqualsIfExists": {
                     "dynamodb:Select": "SPECIFIC_ATTRIBUTES",
                     "dynamodb:ReturnValues": ["NONE", "UPDATED_OLD", "UPDATED_NEW"],

@@ -7,8 +7,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-RENDEZVOUS_PORTS = (29400, 29999)
-"""Ports the ranks of a distributed job reach each other on (lambdas/common/gang.py has the same range)."""
+from contracts import RENDEZVOUS_PORTS
 
 
 class Network(Construct):

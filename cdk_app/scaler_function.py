@@ -19,9 +19,7 @@ from constructs import Construct
 from cdk_app.config import AppConfig
 from cdk_app.python_function import PythonFunction
 from cdk_app.retention import retention
-
-NUDGE_SOURCE = "training-autoscaler"
-NUDGE_DETAIL_TYPE = "Scale Nudge"
+from contracts import NUDGE_DETAIL_TYPE, NUDGE_SOURCE
 
 
 class ScalerFunction(Construct):

@@ -14,9 +14,7 @@ from cdk_app.config import AppConfig
 from cdk_app.images import acknowledge_image_pull, container_image
 from cdk_app.nag import acknowledge
 from cdk_app.retention import retention
-
-EPHEMERAL_PORTS = "29500 29999"
-CONTAINER_NAME = "trainer"  # the submitter's container overrides name this container
+from contracts import CONTAINER_NAME, EPHEMERAL_PORTS
 
 
 class TrainingTasks(Construct):
@@ -84,7 +82,7 @@ class TrainingTasks(Construct):
             stop_timeout=Duration.seconds(120),
             logging=ecs.LogDrivers.aws_logs(stream_prefix="job", log_group=self.log_group),
             # Ports a framework listens on for its peers (gloo, NCCL bootstrap) come from this range, which the
-            # task security group opens between tasks (Network.RENDEZVOUS_PORTS; lambdas/common/gang.py).
+            # task security group opens between tasks (contracts.RENDEZVOUS_PORTS).
             system_controls=[ecs.SystemControl(namespace="net.ipv4.ip_local_port_range", value=EPHEMERAL_PORTS)],
         )
         acknowledge_image_pull(definition)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common.store import from_attr
+from aws.job_store import from_attr
 from local import gang
 from local.cloud import CREDENTIALS, STACK_NAME, Plays, deploy, free_port
 from local.control import ControlPlane, Pace

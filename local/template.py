@@ -72,7 +72,7 @@ def local_template(template: dict[str, Any]) -> dict[str, Any]:
 def _as_table(resource: dict[str, Any]) -> None:
     """AWS::DynamoDB::GlobalTable (CDK's TableV2) -> AWS::DynamoDB::Table with the same keys and indexes."""
     props = resource["Properties"]
-    keep = ("AttributeDefinitions", "KeySchema", "BillingMode", "GlobalSecondaryIndexes", "TimeToLiveSpecification")
+    keep = ("AttributeDefinitions", "KeySchema", "BillingMode", "GlobalSecondaryIndexes")
     resource["Type"] = "AWS::DynamoDB::Table"
     resource["Properties"] = {key: props[key] for key in keep if key in props}
 

@@ -152,7 +152,6 @@ def _state(text: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run trainctl; returns the exit code (the console script exits with it)."""
     args = build_parser().parse_args(argv)
-    _ensure_common_importable()
     try:
         from trainctl import commands
         from trainctl.resources import Session
@@ -176,15 +175,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return EXIT_OK
-
-
-def _ensure_common_importable() -> None:
-    """In a source checkout ``common`` lives in lambdas/ (an installed trainctl ships it as a package)."""
-    try:
-        import common  # noqa: F401
-    except ImportError:
-        from pathlib import Path
-
-        lambdas = Path(__file__).resolve().parents[1] / "lambdas"
-        if (lambdas / "common").is_dir():
-            sys.path.append(str(lambdas))

@@ -16,14 +16,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from common.arrays import is_parent, on_child_finished
-from common.errors import FieldError, JobSpecInvalid, JobStateConflict
-from common.jobspec import JobSpec, derive_job_id, guess_job_id, parse_job_spec
-from common.messages import JOB_ID, REASON
-from common.states import ACTIVE, WAITING, JobState
-from common.store import JobRecord, JobStore
-from common.sweep import expand, size_of
-from common.timeutil import utcnow
+from aws.job_store import DynamoJobStore
+from jobs.children import expand, size_of
+from jobs.errors import FieldError, JobSpecInvalid, JobStateConflict
+from jobs.jobspec import JobSpec, derive_job_id, guess_job_id, parse_job_spec
+from jobs.messages import JOB_ID, REASON
+from jobs.record import JobRecord
+from jobs.states import ACTIVE, WAITING, JobState
+from jobs.timeutil import utcnow
+from lifecycle.parents import is_parent, on_child_finished
 from trainctl.errors import TrainctlError, aws_call
 from trainctl.explain import explain, gather
 from trainctl.resources import Session
@@ -39,8 +40,8 @@ FALLBACK_STREAMS = {"worker": ("worker_log_group", "worker/worker"), "dispatch":
 sleep = time.sleep  # tests replace it to advance the system between polls
 
 
-def _store(session: Session) -> JobStore:
-    return JobStore(session.client("dynamodb"), session.get("jobs_table"))
+def _store(session: Session) -> DynamoJobStore:
+    return DynamoJobStore(session.client("dynamodb"), session.get("jobs_table"))
 
 
 def _get(session: Session, job_id: str) -> JobRecord:

@@ -11,13 +11,15 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from common import arrays, waiting
-from common.errors import JobSpecInvalid
-from common.gang import gang_tasks
-from common.jobspec import JobSpec, parse_job_spec
-from common.states import JobState
-from common.store import JobRecord, JobStore
-from common.timeutil import iso, parse_iso
+from aws.job_store import DynamoJobStore
+from jobs import waiting
+from jobs.errors import JobSpecInvalid
+from jobs.gang import gang_tasks
+from jobs.jobspec import JobSpec, parse_job_spec
+from jobs.record import JobRecord
+from jobs.states import JobState
+from jobs.timeutil import iso, parse_iso
+from lifecycle import parents as arrays
 from trainctl.errors import aws_call
 from trainctl.resources import Session
 
@@ -153,7 +155,7 @@ def cost_text(record: JobRecord) -> str | None:
     return text + (f"; ${lost:.4f} lost to interruptions)" if lost else ")")
 
 
-def gather(session: Session, store: JobStore, job_id: str, now: datetime) -> Facts:
+def gather(session: Session, store: DynamoJobStore, job_id: str, now: datetime) -> Facts:
     """Read what `explain` needs: the record, its queue's depth, the worker service, a sweep's children."""
     record = aws_call("GetItem", store.get, job_id=job_id)
     parent = None

@@ -6,12 +6,13 @@ import contextlib
 from datetime import datetime
 from typing import IO, Any
 
-from common import arrays
-from common.errors import JobStateConflict
-from common.jobspec import JobSpec
-from common.states import TERMINAL, JobState
-from common.store import JobRecord, JobStore
-from common.sweep import size_of
+from aws.job_store import DynamoJobStore
+from jobs.children import size_of
+from jobs.errors import JobStateConflict
+from jobs.jobspec import JobSpec
+from jobs.record import JobRecord
+from jobs.states import TERMINAL, JobState
+from lifecycle import parents as arrays
 from trainctl.errors import TrainctlError, aws_call
 from trainctl.explain import Facts, cost_text, explain
 
@@ -21,7 +22,7 @@ def parent_fields(spec: JobSpec) -> dict[str, Any]:
     return {"kind": arrays.KIND, "array_size": size_of(spec), "enqueued": 0} if size_of(spec) else {}
 
 
-def children_of(store: JobStore, parent_id: str) -> list[JobRecord]:
+def children_of(store: DynamoJobStore, parent_id: str) -> list[JobRecord]:
     parent = aws_call("GetItem", store.get, job_id=parent_id)
     if parent is None:
         raise TrainctlError(f"job {parent_id!r} not found")
@@ -46,7 +47,7 @@ def status_lines(facts: Facts) -> list[str]:
     return [line + "\n" for line in lines]
 
 
-def cancel_children(store: JobStore, parent: JobRecord, now: datetime, stop_task: Any, out: IO[str]) -> int:
+def cancel_children(store: DynamoJobStore, parent: JobRecord, now: datetime, stop_task: Any, out: IO[str]) -> int:
     """Cancel every child not yet terminal (waiting ones at once; running ones are stopped by their consumer)."""
     cancelled = stopping = 0
     for child in aws_call("BatchGetItem", arrays.children, store=store, parent=parent):

@@ -26,15 +26,15 @@ def main() -> int:
     for noisy in ("botocore", "boto3", "urllib3"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
-    from common.aws import client
-    from common.store import JobStore
+    from aws.clients import client
+    from aws.job_store import DynamoJobStore
     from worker.protection import ProtectionClient, ProtectionKeeper
     from worker.service import Worker, task_arn_from_metadata
 
     worker = Worker(
         settings,
         sqs=client("sqs"),
-        store=JobStore(client("dynamodb"), settings.table_name),
+        store=DynamoJobStore(client("dynamodb"), settings.table_name),
         protection=ProtectionKeeper(ProtectionClient(settings.agent_uri), minutes=settings.protection_minutes),
         base_env=os.environ,
         sink=sys.stdout.buffer,

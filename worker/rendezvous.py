@@ -2,7 +2,7 @@
 
 The submitter puts it in front of the job's command for every rank. Rank 0 reads its private address from the
 task metadata endpoint (``$ECS_CONTAINER_METADATA_URI_V4/task``), picks a free port at random
-from ``common.gang.MASTER_PORTS`` and publishes ``{"attempt", "addr", "port", "task"}`` in the job record, only while
+from ``jobs.gang.MASTER_PORTS`` and publishes ``{"attempt", "addr", "port", "task"}`` in the job record, only while
 the record is at its attempt and still holds its launch claim or names it as the job's task (so a rank 0 of a
 launch that was taken over cannot overwrite it). The other ranks poll the record until the rank 0 they were
 launched with (``TRAIN_MASTER_TASK``) has published, for at most ``--timeout`` seconds. Then
@@ -24,7 +24,7 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from common.gang import LAUNCH_CLAIM_ENV, MASTER_PORTS, MASTER_TASK_ENV, RENDEZVOUS
+from jobs.gang import LAUNCH_CLAIM_ENV, MASTER_PORTS, MASTER_TASK_ENV, RENDEZVOUS
 
 EXIT_USAGE = 2
 EXIT_NO_RENDEZVOUS = 3

@@ -31,23 +31,25 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import IO, Any
 
-from common.errors import FieldError, JobSpecInvalid, JobStateConflict
-from common.finished import job_finished
-from common.jobspec import JobSpec, derive_job_id, guess_job_id, parse_job_spec
-from common.messages import JOB_ID, REASON, read_dispatch_attributes
-from common.retries import MAX_INTERRUPTIONS, after_failure, after_interruption
-from common.retry_rules import EXIT, Stop, evaluate
-from common.states import JobState
-from common.store import JobRecord, JobStore
-from common.sweep import array_environment, size_of
-from common.timeutil import parse_iso, utcnow
+from aws.job_store import DynamoJobStore
+from contracts import WORKER_QUEUE as QUEUE_NAME
+from jobs.children import size_of
+from jobs.environment import job_environment
+from jobs.errors import FieldError, JobSpecInvalid, JobStateConflict
+from jobs.jobspec import JobSpec, derive_job_id, guess_job_id, parse_job_spec
+from jobs.messages import JOB_ID, REASON, read_dispatch_attributes
+from jobs.record import JobRecord
+from jobs.retries import MAX_INTERRUPTIONS, after_failure, after_interruption
+from jobs.retry_rules import EXIT, Stop, evaluate
+from jobs.states import JobState
+from jobs.timeutil import parse_iso, utcnow
+from lifecycle.finished import job_finished
 from worker.process import Outcome, Result, supervise
 from worker.protection import ProtectionKeeper
 from worker.settings import WorkerSettings
 
 log = logging.getLogger("worker")
 
-QUEUE_NAME = "worker"
 WORKER_OOM = "the job ran out of the worker's memory; submit it with dedicated: true and a larger `memory`"
 MAX_REASON_CHARS = 1000
 
@@ -71,21 +73,14 @@ def check_worker_queue(spec: JobSpec) -> None:
         raise JobSpecInvalid(errors)
 
 
-def job_environment(
+def process_environment(
     base: Mapping[str, str], spec: JobSpec, *, job_id: str, attempt: int, bucket: str
 ) -> dict[str, str]:
-    """The child's environment: the worker's own (credentials endpoint, PATH ...) minus its settings, then the
-    job's variables, then the TRAIN_* variables every job gets (contract)."""
+    """The job process's environment: the worker's own (credentials endpoint, PATH ...) minus its settings, then
+    the job's variables and the TRAIN_* variables every job gets (jobs.environment)."""
     own = {"JOBS_TABLE_NAME", "ARTIFACTS_BUCKET", "LOG_LEVEL"}
     env = {k: v for k, v in base.items() if not k.startswith(("WORKER_", "TRAIN_")) and k not in own}
-    env.update(spec.environment)
-    env.update(
-        TRAIN_JOB_ID=job_id,
-        TRAIN_ATTEMPT=str(attempt),
-        TRAIN_CHECKPOINT_URI=spec.checkpoint_uri or f"s3://{bucket}/jobs/{job_id}/checkpoints/",
-        TRAIN_ARTIFACTS_URI=f"s3://{bucket}/jobs/{job_id}/",
-        **array_environment(spec),
-    )
+    env.update(job_environment(spec.model_copy(update={"job_id": job_id}), attempt=attempt, bucket=bucket))
     return env
 
 
@@ -135,7 +130,7 @@ class Worker:
         settings: WorkerSettings,
         *,
         sqs: Any,
-        store: JobStore,
+        store: DynamoJobStore,
         protection: ProtectionKeeper,
         base_env: Mapping[str, str],
         sink: IO[bytes],
@@ -358,7 +353,7 @@ class Worker:
 
             result = supervise(
                 spec.command,
-                env=job_environment(
+                env=process_environment(
                     self.base_env, spec, job_id=job.job_id, attempt=job.attempt, bucket=self.settings.artifacts_bucket
                 ),
                 cwd=workdir,
@@ -507,7 +502,7 @@ class Worker:
 
     def _finished(self, record: JobRecord) -> None:
         """A job this worker ended: its EMF metric line on stdout (ECS awslogs delivers it to CloudWatch as EMF)
-        and its count on a sweep's parent (common.finished; the task-events reconcile pass covers a failure)."""
+        and its count on a sweep's parent (lifecycle.finished; the task-events reconcile pass covers a failure)."""
         with contextlib.suppress(Exception):
             job_finished(self.store, record, self.clock(), emit=self._emit)
 

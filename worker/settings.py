@@ -7,8 +7,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
-from common.errors import ConfigError
-from common.settings import Env
+from aws.settings import Env
+from jobs.errors import ConfigError
 
 T = TypeVar("T")
 

@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-NUDGE_SOURCE = "training-autoscaler"
-NUDGE_DETAIL_TYPE = "Scale Nudge"
+from contracts import NUDGE_DETAIL_TYPE, NUDGE_SOURCE
 
 
 class TriggerKind(StrEnum):

@@ -8,7 +8,7 @@ consumers skip a duplicate by job id). One invocation enqueues at most ``CHUNK``
 parent message to continue; the last group moves the parent to RUNNING. A cancel request stops the fan-out
 (checked before and after each group, also mid-invocation): the group in flight is cancelled too (its children
 may have been created after `trainctl cancel` listed the enqueued ones), and the parent settles with its counts
-as soon as its enqueued children are terminal (common.arrays: CANCELLED, unless every child had already ended).
+as soon as its enqueued children are terminal (lifecycle.parents: CANCELLED, unless every child had already ended).
 
 Also here: `hold_for_spot`, which keeps a ``max_wait: ON_DEMAND`` job on Spot until its deadline.
 """
@@ -21,16 +21,18 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Protocol
 
-from common import waiting
-from common.arrays import KIND, cancel_child, enqueued, settle
-from common.ecs import FARGATE_SPOT
-from common.errors import JobSpecInvalid, JobStateConflict
-from common.finished import job_finished
-from common.jobspec import JobSpec
-from common.messages import dispatch_attributes
-from common.states import JobState
-from common.store import JobRecord, JobStore
-from common.sweep import child_id, expand, size_of
+from aws.job_store import DynamoJobStore
+from jobs import waiting
+from jobs.children import expand, size_of
+from jobs.ecs import FARGATE_SPOT
+from jobs.errors import JobSpecInvalid, JobStateConflict
+from jobs.jobspec import JobSpec
+from jobs.messages import dispatch_attributes
+from jobs.record import JobRecord
+from jobs.states import JobState
+from jobs.sweep import child_id
+from lifecycle.finished import job_finished
+from lifecycle.parents import KIND, cancel_child, enqueued, settle
 from submitter.logic import LaunchPlan
 
 CHUNK = 500
@@ -50,7 +52,7 @@ class BatchQueuePort(Protocol):
 def fan_out(
     spec: JobSpec,
     *,
-    store: JobStore,
+    store: DynamoJobStore,
     queues: BatchQueuePort,
     clock: Callable[[], datetime],
     dispatch_queue_url: str,
@@ -109,7 +111,7 @@ def fan_out(
     return "ArrayChildrenEnqueued"
 
 
-def _stop(store: JobStore, parent: JobRecord, indexes: range, clock: Callable[[], datetime]) -> str:
+def _stop(store: DynamoJobStore, parent: JobRecord, indexes: range, clock: Callable[[], datetime]) -> str:
     """Stop the fan-out of a cancelled parent: cancel the children of the group around the cancel that are still
     waiting (the running ones see their cancel request), then settle the parent if its children allow it."""
     ids = [child_id(parent.job_id, i) for i in indexes if i >= 0]
@@ -125,7 +127,7 @@ def _stop(store: JobStore, parent: JobRecord, indexes: range, clock: Callable[[]
     return "JobsCancelled"
 
 
-def _mark(store: JobStore, parent: JobRecord, done: int, total: int, now: datetime) -> JobRecord | None:
+def _mark(store: DynamoJobStore, parent: JobRecord, done: int, total: int, now: datetime) -> JobRecord | None:
     """Record progress; the last group moves the parent to RUNNING (unless a cancel arrived: the progress write
     returns the cancel flag first). None when another consumer moved it on."""
     reason = f"{total} children enqueued" if done == total else f"fanning out: {done} of {total} children enqueued"
@@ -162,7 +164,7 @@ def is_parent_spec(spec: JobSpec) -> bool:
 
 
 def hold_for_spot(plan: LaunchPlan, spec: JobSpec, job: JobRecord, now: datetime) -> LaunchPlan:
-    """A max_wait ON_DEMAND job tries Spot only until its deadline (common.waiting), then falls back."""
+    """A max_wait ON_DEMAND job tries Spot only until its deadline (jobs.waiting), then falls back."""
     if waiting.hold_for_spot(spec, job, now) and FARGATE_SPOT in plan.providers:
         return replace(plan, providers=(FARGATE_SPOT,))
     return plan

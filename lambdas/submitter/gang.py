@@ -19,8 +19,8 @@ from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
 
-from common.errors import RequestRejected, Throttled, TransientAwsError
-from common.gang import RENDEZVOUS_COMMAND, group, rank_environment
+from jobs.errors import RequestRejected, Throttled, TransientAwsError
+from jobs.gang import RENDEZVOUS_COMMAND, group, rank_environment
 from submitter.logic import MAX_OVERRIDES_CHARS, Launched, LaunchFailed, LaunchPlan, OverridesTooLarge, read_run_task
 
 logger = Logger(child=True)

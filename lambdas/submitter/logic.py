@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from common.ecs import CONTAINER_NAME, FARGATE, FARGATE_SPOT, is_capacity_reason
-from common.jobspec import JobSpec
-from common.states import ACTIVE, WAITING
-from common.store import JobRecord
-from common.sweep import array_environment
-from common.timeutil import parse_iso
+from contracts import CONTAINER_NAME
+from jobs.ecs import FARGATE, FARGATE_SPOT, is_capacity_reason
+from jobs.environment import job_environment
+from jobs.jobspec import JobSpec
+from jobs.record import JobRecord
+from jobs.states import ACTIVE, WAITING
+from jobs.timeutil import parse_iso
 
 LAUNCH_LEASE_SECONDS = 300
 """How long a launch claim protects (job, attempt) before another consumer may recover it. Must exceed the
@@ -171,14 +172,7 @@ def plan_launch(spec: JobSpec, *, attempt: int, prefer_on_demand: bool, config: 
         raise ValueError("plan_launch needs a spec with a job_id")
     job_id = spec.job_id
     definitions = config.gpu_task_definitions if spec.gpu else config.task_definitions
-    environment = {
-        **spec.environment,
-        "TRAIN_JOB_ID": job_id,
-        "TRAIN_ATTEMPT": str(attempt),
-        "TRAIN_CHECKPOINT_URI": spec.default_checkpoint_uri(config.artifacts_bucket),
-        "TRAIN_ARTIFACTS_URI": f"s3://{config.artifacts_bucket}/jobs/{job_id}/",
-        **array_environment(spec),
-    }
+    environment = job_environment(spec, attempt=attempt, bucket=config.artifacts_bucket)
     # The trainer container gets the job's size too: the task definition sets its memory (hard limit), which
     # would otherwise cap a bigger job whatever the task-level override says.
     container: dict[str, Any] = {

@@ -27,14 +27,15 @@ from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
 
-from common import waiting
-from common.errors import JobSpecInvalid, JobStateConflict, RequestRejected, Throttled, TransientAwsError
-from common.finished import job_finished
-from common.jobspec import Deployment, JobSpec, derive_job_id, guess_job_id, parse_job_spec
-from common.messages import JOB_ID, REASON, DispatchAttributes, dispatch_attributes, read_dispatch_attributes
-from common.states import WAITING, JobState
-from common.store import NO_CLAIM, JobRecord, JobStore
-from common.timeutil import iso
+from aws.job_store import DynamoJobStore
+from jobs import waiting
+from jobs.errors import JobSpecInvalid, JobStateConflict, RequestRejected, Throttled, TransientAwsError
+from jobs.jobspec import Deployment, JobSpec, derive_job_id, guess_job_id, parse_job_spec
+from jobs.messages import JOB_ID, REASON, DispatchAttributes, dispatch_attributes, read_dispatch_attributes
+from jobs.record import NO_CLAIM, JobRecord
+from jobs.states import WAITING, JobState
+from jobs.timeutil import iso
+from lifecycle.finished import job_finished
 from submitter.fanout import fan_out, hold_for_spot, is_parent_spec
 from submitter.gang import GangLaunched, GangRefused, GangWaiting, launch_gang, stop_started_by, stop_tasks
 from submitter.logic import (
@@ -106,7 +107,7 @@ class QueuePort(Protocol):
 
 @dataclass
 class Ports:
-    store: JobStore
+    store: DynamoJobStore
     ecs: EcsPort
     queues: QueuePort
     clock: Callable[[], datetime]

@@ -7,9 +7,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from common.errors import ConfigError
-from common.jobspec import MAX_NODES
-from common.settings import Env
+from aws.settings import Env
+from jobs.errors import ConfigError
+from jobs.jobspec import MAX_NODES
 
 
 @dataclass(frozen=True)

@@ -14,14 +14,16 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from common import arrays, waiting
-from common.cost import Rate, attempt_usage, record_fields
-from common.errors import JobSpecInvalid, JobStateConflict
-from common.finished import job_finished
-from common.jobspec import JobSpec, parse_job_spec
-from common.states import JobState
-from common.store import JobRecord, JobStore
-from common.timeutil import iso, parse_iso
+from aws.job_store import DynamoJobStore
+from jobs import waiting
+from jobs.cost import Rate, attempt_usage, record_fields
+from jobs.errors import JobSpecInvalid, JobStateConflict
+from jobs.jobspec import JobSpec, parse_job_spec
+from jobs.record import JobRecord
+from jobs.states import JobState
+from jobs.timeutil import iso, parse_iso
+from lifecycle import parents as arrays
+from lifecycle.finished import job_finished
 from task_events.logic import INTERRUPTION_STOP_CODES, TaskView
 
 PARENT_SETTLE_SECONDS = 600
@@ -39,7 +41,7 @@ def attempt_fields(
     prices: Mapping[str, Rate] | None,
     ranks: Sequence[TaskView | None] | None = None,
 ) -> dict[str, object]:
-    """`usage` with this attempt appended, and the job's cost over all its attempts (common.cost). `ranks`: a
+    """`usage` with this attempt appended, and the job's cost over all its attempts (jobs.cost). `ranks`: a
     gang's rank tasks of this attempt (`task` is then the rank that decided the end, if any)."""
     previous = job.extra.get("usage")
     if ranks is not None:
@@ -106,12 +108,12 @@ def _started_this_attempt(job: JobRecord) -> bool:
     return False
 
 
-def after_terminal(store: JobStore, record: JobRecord, now: datetime) -> None:
-    """Emit the job's metric and count the end on a sweep's parent (common.finished, shared by every path)."""
+def after_terminal(store: DynamoJobStore, record: JobRecord, now: datetime) -> None:
+    """Emit the job's metric and count the end on a sweep's parent (lifecycle.finished, shared by every path)."""
     job_finished(store, record, now)
 
 
-def housekeeping(store: JobStore, now: datetime) -> dict[str, int]:
+def housekeeping(store: DynamoJobStore, now: datetime) -> dict[str, int]:
     """The reconcile pass's extra duties; returns counts by metric name."""
     counts = {"JobsMaxWaitFailed": 0, "ParentsSettled": 0}
     submitted = list(store.query_state(JobState.SUBMITTED))
@@ -140,7 +142,7 @@ def housekeeping(store: JobStore, now: datetime) -> dict[str, int]:
     return {k: v for k, v in counts.items() if v}
 
 
-def _fail_past_max_wait(store: JobStore, job: JobRecord, now: datetime) -> bool:
+def _fail_past_max_wait(store: DynamoJobStore, job: JobRecord, now: datetime) -> bool:
     """Take the launch claim (so no launch can start meanwhile), then FAIL the job with its waiting reason."""
     try:
         spec = parse_job_spec(str(job.spec))

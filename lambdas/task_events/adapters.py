@@ -1,11 +1,11 @@
-"""boto3 adapters for the task-events ports (errors translated in common.aws)."""
+"""boto3 adapters for the task-events ports (errors translated in aws.clients)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from common.aws import translate
+from aws.clients import translate
 
 
 def _call(operation: str, fn: Any, **kwargs: Any) -> Any:

@@ -5,7 +5,7 @@ advanced of two views of one task, so duplicated and reordered events fold to th
 reads the picture of the current attempt, all-or-nothing:
 
 - a rank interrupted (Spot) or unable to start for lack of capacity: the whole gang restarts, preferring on-demand,
-  as an interruption (common.retries); this is decided on the interruption notice, before the rank stops;
+  as an interruption (jobs.retries); this is decided on the interruption notice, before the rank stops;
 - a rank that stops otherwise without exit code 0 (failed to start, lost, non-zero exit): the first to stop is
   judged like a single task (task_events.logic.after_failed_stop: the job's retry rules, then the built-in
   defaults, so out of memory or an image that cannot be pulled FAILS the job at once); else the whole gang
@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from common.ecs import is_capacity_reason
-from common.gang import gang_tasks
-from common.jobspec import JobSpec
-from common.states import ACTIVE, TERMINAL, JobState
-from common.store import JobRecord
-from common.timeutil import iso, parse_iso
+from jobs.ecs import is_capacity_reason
+from jobs.gang import gang_tasks
+from jobs.jobspec import JobSpec
+from jobs.record import JobRecord
+from jobs.states import ACTIVE, TERMINAL, JobState
+from jobs.timeutil import iso, parse_iso
 from task_events.logic import (
     INTERRUPTION_STOP_CODES,
     MISSING_GRACE_SECONDS,

@@ -18,11 +18,12 @@ from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
 
-from common.errors import JobSpecInvalid, JobStateConflict, RequestRejected, Throttled, TransientAwsError
-from common.gang import gang_tasks, is_gang_task
-from common.jobspec import JOB_ID_PATTERN, JobSpec, parse_job_spec
-from common.states import ACTIVE
-from common.store import JobRecord, JobStore
+from aws.job_store import DynamoJobStore
+from jobs.errors import JobSpecInvalid, JobStateConflict, RequestRejected, Throttled, TransientAwsError
+from jobs.gang import gang_tasks, is_gang_task
+from jobs.jobspec import JOB_ID_PATTERN, JobSpec, parse_job_spec
+from jobs.record import JobRecord
+from jobs.states import ACTIVE
 from task_events.gang import decide_gang, exited_fields, observe, orphan_reason, recall_exited
 from task_events.logic import Action, Ignore, TaskView
 
@@ -46,7 +47,7 @@ class GangEcs(Protocol):
 
 
 class GangEvents:
-    def __init__(self, *, store: JobStore, ecs: GangEcs, clock: Callable[[], datetime], apply: Apply) -> None:
+    def __init__(self, *, store: DynamoJobStore, ecs: GangEcs, clock: Callable[[], datetime], apply: Apply) -> None:
         self._store = store
         self._ecs = ecs
         self._clock = clock

@@ -11,14 +11,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from common import retries
-from common.ecs import CONTAINER_NAME, is_capacity_reason
-from common.jobspec import JobSpec
-from common.retries import MAX_INTERRUPTIONS
-from common.retry_rules import EXIT, Stop, evaluate, memory_advice
-from common.states import ACTIVE, JobState
-from common.store import JobRecord
-from common.timeutil import iso, parse_iso
+from contracts import CONTAINER_NAME
+from jobs import retries
+from jobs.ecs import is_capacity_reason
+from jobs.jobspec import JobSpec
+from jobs.record import JobRecord
+from jobs.retries import MAX_INTERRUPTIONS
+from jobs.retry_rules import EXIT, Stop, evaluate
+from jobs.sizes import memory_advice
+from jobs.states import ACTIVE, JobState
+from jobs.timeutil import iso, parse_iso
 
 RETRY_BASE_DELAY_SECONDS = 30
 MISSING_GRACE_SECONDS = 300
@@ -156,7 +158,7 @@ def _prefers_on_demand(job: JobRecord) -> bool:
 
 
 def after_failure(job: JobRecord, spec: JobSpec, what: str, exit_code: int | None) -> Finish | Retry:
-    """A failed attempt uses one of the job's max_attempts (common.retries)."""
+    """A failed attempt uses one of the job's max_attempts (jobs.retries)."""
     verdict = retries.after_failure(job.failures, spec.max_attempts, base_delay_seconds=RETRY_BASE_DELAY_SECONDS)
     used = f"{verdict.count} of max_attempts={spec.max_attempts}"
     if verdict.give_up:
@@ -214,10 +216,12 @@ def decide_stopped(job: JobRecord, spec: JobSpec, task: TaskView, *, now: dateti
 
 def after_failed_stop(job: JobRecord, spec: JobSpec, task: TaskView, what: str) -> Finish | Retry:
     """A task that stopped without success (not interrupted, cancelled or stopped by a user): the job's retry
-    rules and the built-in defaults (common.retry_rules) decide between failing now and after_failure. Used for
+    rules and the built-in defaults (jobs.retry_rules) decide between failing now and after_failure. Used for
     a single task and for the failed rank of a gang alike."""
     reasons = "; ".join(r for r in (task.stopped_reason, task.container_reason) if r) or None
-    rule = evaluate(spec.retry_rules, Stop(task.exit_code, task.stop_code, reasons), oom_advice=memory_advice(spec))
+    rule = evaluate(
+        spec.retry_rules, Stop(task.exit_code, task.stop_code, reasons), oom_advice=memory_advice(spec.cpu, spec.memory)
+    )
     if rule.action == EXIT:
         return Finish(JobState.FAILED, f"attempt {job.attempt} failed ({what}); {rule.why}", task.exit_code)
     return after_failure(job, spec, what, task.exit_code)

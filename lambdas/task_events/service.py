@@ -17,12 +17,13 @@ from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
 
-from common.errors import JobSpecInvalid, JobStateConflict
-from common.gang import gang_tasks, is_gang_task
-from common.jobspec import JOB_ID_PATTERN, JobSpec, parse_job_spec
-from common.messages import dispatch_attributes
-from common.states import JobState
-from common.store import JobRecord, JobStore
+from aws.job_store import DynamoJobStore
+from jobs.errors import JobSpecInvalid, JobStateConflict
+from jobs.gang import gang_tasks, is_gang_task
+from jobs.jobspec import JOB_ID_PATTERN, JobSpec, parse_job_spec
+from jobs.messages import dispatch_attributes
+from jobs.record import JobRecord
+from jobs.states import JobState
 from task_events.accounting import after_terminal, attempt_fields, housekeeping
 from task_events.gang_service import GangEvents
 from task_events.logic import (
@@ -67,7 +68,7 @@ class QueuePort(Protocol):
 
 @dataclass
 class Ports:
-    store: JobStore
+    store: DynamoJobStore
     ecs: EcsPort
     queues: QueuePort
     clock: Callable[[], datetime]

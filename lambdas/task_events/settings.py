@@ -7,9 +7,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from common.cost import Rate, parse_prices
-from common.errors import ConfigError
-from common.settings import Env
+from aws.settings import Env
+from jobs.cost import Rate, parse_prices
+from jobs.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,7 @@ class TaskEventsSettings:
     cluster: str
     dispatch_queue_url: str
     prices: Mapping[str, Rate] | None = None
-    """FARGATE_PRICES: this region's Fargate price table (common.cost); unset = usage recorded, no dollars."""
+    """FARGATE_PRICES: this region's Fargate price table (jobs.cost); unset = usage recorded, no dollars."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> TaskEventsSettings:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import functools
 
-from common import aws
-from common.store import JobStore
-from common.timeutil import utcnow
+from aws import clients as aws_clients
+from aws.job_store import DynamoJobStore
+from aws.sqs import SqsSender
+from jobs.timeutil import utcnow
 from task_events.adapters import EcsAdapter
 from task_events.service import Ports
 from task_events.settings import get_settings
@@ -18,9 +19,9 @@ __all__ = ["default_ports", "get_settings", "reset"]
 def default_ports() -> Ports:
     settings = get_settings()
     return Ports(
-        store=JobStore(aws.client("dynamodb"), settings.table_name),
-        ecs=EcsAdapter(aws.client("ecs"), settings.cluster),
-        queues=aws.SqsSender(aws.client("sqs")),
+        store=DynamoJobStore(aws_clients.client("dynamodb"), settings.table_name),
+        ecs=EcsAdapter(aws_clients.client("ecs"), settings.cluster),
+        queues=SqsSender(aws_clients.client("sqs")),
         clock=utcnow,
     )
 
@@ -28,4 +29,4 @@ def default_ports() -> Ports:
 def reset() -> None:
     default_ports.cache_clear()
     get_settings.cache_clear()
-    aws.reset_clients()
+    aws_clients.reset_clients()

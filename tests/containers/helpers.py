@@ -19,10 +19,9 @@ PYTHON = sys.executable
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:
-    """Environment for child Python processes: the repo and lambdas/ importable, never a real AWS endpoint."""
+    """Environment for child Python processes (the installed project imports): never a real AWS endpoint."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TRAIN_", "ECS_", "TRAINCTL_"))}
     env.update(
-        PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "lambdas")]),
         AWS_ACCESS_KEY_ID="testing",
         AWS_SECRET_ACCESS_KEY="testing",
         AWS_DEFAULT_REGION=REGION,

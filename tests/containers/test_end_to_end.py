@@ -17,8 +17,8 @@ import boto3
 import pytest
 from starlette.testclient import TestClient
 
-from common.states import JobState
-from common.store import JobStore
+from aws.job_store import DynamoJobStore
+from jobs.states import JobState
 from serving.app import Settings, create_app
 from serving.model import ModelStore, S3Reader
 from tests.containers.helpers import PYTHON, REGION, REPO, AgentStandIn, create_jobs_table, subprocess_env, wait_until
@@ -66,7 +66,7 @@ def test_sigterm_checkpoint_requeue_resume_and_serve(moto_server: str, tmp_path:
     dlq_url = sqs.create_queue(QueueName="e2e-worker-dlq")["QueueUrl"]
     table = create_jobs_table(clients["dynamodb"], "e2e-jobs")
     s3.create_bucket(Bucket=BUCKET)
-    store = JobStore(clients["dynamodb"], table)
+    store = DynamoJobStore(clients["dynamodb"], table)
     sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps({"job_id": JOB_ID, "command": COMMAND}))
 
     with AgentStandIn() as agent:

@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 import pytest
 
-from common.gang import MASTER_PORTS
+from jobs.gang import MASTER_PORTS
 from tests.containers.helpers import PYTHON, REGION, create_jobs_table, subprocess_env
 from worker import rendezvous
 

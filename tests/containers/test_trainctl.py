@@ -16,9 +16,9 @@ from typing import Any
 import boto3
 import pytest
 
-from common.states import JobState
-from common.store import JobStore
-from common.timeutil import utcnow
+from aws.job_store import DynamoJobStore
+from jobs.states import JobState
+from jobs.timeutil import utcnow
 from tests.containers.helpers import BUCKET, PYTHON, REGION, REPO, create_jobs_table, subprocess_env
 from trainctl import commands
 from trainctl.cli import main
@@ -34,7 +34,7 @@ STACK = "TrainingAutoscaler"
 class Deployment:
     sqs: Any
     logs: Any
-    store: JobStore
+    store: DynamoJobStore
     urls: dict[str, str]
     tmp: Path
 
@@ -94,7 +94,7 @@ def deployment(aws: None, tmp_path: Path) -> Iterator[Deployment]:
         "Outputs": {key: {"Value": value} for key, value in outputs.items()},
     }
     boto3.client("cloudformation", region_name=REGION).create_stack(StackName=STACK, TemplateBody=json.dumps(template))
-    yield Deployment(sqs, boto3.client("logs", region_name=REGION), JobStore(ddb, "jobs"), urls, tmp_path)
+    yield Deployment(sqs, boto3.client("logs", region_name=REGION), DynamoJobStore(ddb, "jobs"), urls, tmp_path)
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -601,7 +601,7 @@ def test_explicit_resources_need_no_stack(
     monkeypatch.setenv("TRAINCTL_JOBS_TABLE", "other-jobs")
     code, out, _ = run(capsys, "submit", "--worker-queue-url", url, "--job-id", "e1", "--command", "x")
     assert (code, out) == (0, "e1\n")
-    assert JobStore(ddb, "other-jobs").get("e1") is not None
+    assert DynamoJobStore(ddb, "other-jobs").get("e1") is not None
 
 
 def test_missing_stack_is_one_clear_line(aws: None, capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from common.states import JobState
-from common.timeutil import iso
+from jobs.states import JobState
+from jobs.timeutil import iso
 from tests.containers import test_trainctl
 from tests.containers.test_trainctl import Deployment, run
 from trainctl.explain import Facts, Queue, Workers, explain
@@ -110,7 +110,7 @@ def test_cancel_of_the_last_child_counts_on_its_parent_which_settles_with_the_su
     put(deployment, "sw-0", S.SUCCEEDED, cost_usd=0.5, parent_id="sw", array_index=0)
     deployment.store.add_to("sw", "children_finished", 1, now=NOW)
     put(deployment, "sw-1", S.RUNNING, parent_id="sw", array_index=1)  # interrupted: its earlier attempt's cost
-    deployment.store.transition(  # is on the record (common.cost prices each attempt's end)
+    deployment.store.transition(  # is on the record (jobs.cost prices each attempt's end)
         "sw-1", S.RETRYING, expected_states=S.RUNNING, expected_attempt=1, now=NOW, cost_usd=0.25
     )
     code, out, _ = run(capsys, "cancel", "sw-1")

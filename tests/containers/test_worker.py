@@ -16,9 +16,10 @@ from typing import Any
 import boto3
 import pytest
 
-from common.states import JobState
-from common.store import JobRecord, JobStore
-from common.timeutil import utcnow
+from aws.job_store import DynamoJobStore
+from jobs.record import JobRecord
+from jobs.states import JobState
+from jobs.timeutil import utcnow
 from tests.containers.helpers import (
     BUCKET,
     PYTHON,
@@ -31,7 +32,7 @@ from tests.containers.helpers import (
 )
 from worker.process import Outcome, Result
 from worker.protection import ProtectionClient, ProtectionKeeper
-from worker.service import Worker, job_environment, task_arn_from_metadata
+from worker.service import Worker, process_environment, task_arn_from_metadata
 from worker.settings import SettingsError, WorkerSettings
 
 
@@ -41,7 +42,7 @@ class World:
     ddb: Any
     queue_url: str
     dlq_url: str
-    store: JobStore
+    store: DynamoJobStore
     tmp: Path
 
     def send(self, body: Any, **attributes: dict[str, str]) -> str:
@@ -98,7 +99,7 @@ def world(aws: None, tmp_path: Path) -> Iterator[World]:
     queue_url = sqs.create_queue(QueueName="worker")["QueueUrl"]
     dlq_url = sqs.create_queue(QueueName="worker-dlq")["QueueUrl"]
     create_jobs_table(ddb)
-    yield World(sqs, ddb, queue_url, dlq_url, JobStore(ddb, "jobs"), tmp_path)
+    yield World(sqs, ddb, queue_url, dlq_url, DynamoJobStore(ddb, "jobs"), tmp_path)
 
 
 def output(worker: Worker) -> str:
@@ -638,11 +639,11 @@ def test_task_arn_from_metadata_endpoint() -> None:
 # --- environment and configuration -----------------------------------------------------------------------------------
 
 
-def test_job_environment_layers() -> None:
-    from common.jobspec import parse_job_spec
+def test_process_environment_layers() -> None:
+    from jobs.jobspec import parse_job_spec
 
     job = parse_job_spec({"command": ["x"], "environment": {"LR": "0.1"}, "checkpoint_uri": "s3://other-bucket/ckpt/"})
-    env = job_environment(
+    env = process_environment(
         {"PATH": "/bin", "WORKER_DLQ_URL": "u", "JOBS_TABLE_NAME": "t", "TRAIN_JOB_ID": "stale"},
         job,
         job_id="j",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from common.states import JobState
-from common.store import JobStore
+from aws.job_store import DynamoJobStore
+from jobs.states import JobState
 from tests.containers import test_worker
 from tests.containers.test_worker import World, spec
 
@@ -37,7 +37,7 @@ def test_array_parents_are_rejected_on_the_worker_queue(world: World) -> None:
 
 
 def test_a_child_gets_its_index_and_counts_on_its_parent(world: World) -> None:
-    store: JobStore = world.store
+    store: DynamoJobStore = world.store
     store.create_if_absent(
         "p", state=JobState.SUBMITTED, attempt=1, now=test_worker.utcnow(), kind="array", array_size=1, enqueued=1
     )
@@ -55,7 +55,7 @@ def test_a_child_gets_its_index_and_counts_on_its_parent(world: World) -> None:
 
 
 def test_every_way_a_worker_ends_a_child_counts_on_its_parent_and_emits_one_metric(world: World) -> None:
-    store: JobStore = world.store
+    store: DynamoJobStore = world.store
     then = test_worker.utcnow() - timedelta(hours=1)
     store.create_if_absent("q", state=JobState.SUBMITTED, attempt=1, now=then, kind="array", array_size=4, enqueued=4)
     store.transition("q", JobState.RUNNING, expected_states=JobState.SUBMITTED, expected_attempt=1, now=then)

@@ -8,15 +8,12 @@ import json
 import pytest
 
 from cdk_app.config import AppConfig, ConfigError
-from cdk_app.jobs_table import RENDEZVOUS_ATTRIBUTES
-from cdk_app.network import RENDEZVOUS_PORTS
-from cdk_app.training_tasks import EPHEMERAL_PORTS
-from common import gang
+from contracts import EPHEMERAL_PORTS, RENDEZVOUS_ATTRIBUTES, RENDEZVOUS_PORTS
+from jobs import gang
 from tests.infra.conftest import resources_of
 
 
 def test_infra_and_runtime_agree_on_the_ports() -> None:
-    assert RENDEZVOUS_PORTS == gang.RENDEZVOUS_PORTS and EPHEMERAL_PORTS == gang.EPHEMERAL_PORTS
     low, high = (int(p) for p in EPHEMERAL_PORTS.split())
     assert RENDEZVOUS_PORTS[0] <= gang.MASTER_PORTS.start < gang.MASTER_PORTS.stop <= low < high <= RENDEZVOUS_PORTS[1]
 
@@ -65,7 +62,7 @@ def test_ranks_may_only_read_and_write_the_rendezvous_attributes(raw_template: d
     ]
     (statement,) = statements
     assert statement["Action"] == ["dynamodb:GetItem", "dynamodb:UpdateItem"]
-    assert statement["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"] == RENDEZVOUS_ATTRIBUTES
+    assert statement["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"] == list(RENDEZVOUS_ATTRIBUTES)
     assert gang.RENDEZVOUS in RENDEZVOUS_ATTRIBUTES
 
 

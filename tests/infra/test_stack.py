@@ -72,13 +72,14 @@ def test_each_queue_has_its_own_max_receive_count(raw_template: dict) -> None:
     assert by_visibility == {180: 30, 360: 5}  # worker queue (180 s visibility): 30; dispatch queue: 5
 
 
-def test_jobs_table_is_on_demand_with_pitr_ttl_and_state_index(template: Template) -> None:
+def test_jobs_table_is_on_demand_with_pitr_and_state_index(template: Template) -> None:
+    (table,) = template.find_resources("AWS::DynamoDB::GlobalTable").values()
+    assert "TimeToLiveSpecification" not in table["Properties"]  # nothing writes an expiry attribute
     template.has_resource_properties(
         "AWS::DynamoDB::GlobalTable",
         {
             "BillingMode": "PAY_PER_REQUEST",
             "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
-            "TimeToLiveSpecification": {"AttributeName": "expires_at", "Enabled": True},
             "GlobalSecondaryIndexes": [Match.object_like({"IndexName": "by-state"})],
             "Replicas": [Match.object_like({"PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True}})],
         },

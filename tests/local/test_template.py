@@ -52,7 +52,7 @@ def test_global_table_becomes_a_table_with_the_same_keys_and_indexes(template: d
     original = template["Resources"][name]["Properties"]
     table = local_template(template)["Resources"][name]
     assert table["Type"] == "AWS::DynamoDB::Table"
-    for key in ("KeySchema", "AttributeDefinitions", "GlobalSecondaryIndexes", "TimeToLiveSpecification"):
+    for key in ("KeySchema", "AttributeDefinitions", "GlobalSecondaryIndexes"):
         assert table["Properties"][key] == original[key]
 
 

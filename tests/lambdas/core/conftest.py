@@ -14,7 +14,7 @@ import pytest
 from moto import mock_aws
 from moto.moto_api import state_manager
 
-from common import aws as common_aws
+from aws import clients as common_aws
 from submitter import wiring as submitter_wiring
 from task_events import wiring as task_events_wiring
 from tests.lambdas.core.helpers import CLUSTER, REGION, FakeLambdaContext, World
@@ -95,7 +95,6 @@ def build_world(max_concurrent: int = 10, gpu: bool = False) -> World:
             }
         ],
     )
-    ddb.update_time_to_live(TableName="jobs", TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"})
 
     sqs = boto3.client("sqs", region_name=REGION)
     urls = {}

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from common.cost import attempt_usage, emf_line, job_cost, parse_prices, record_fields, sum_costs
+from jobs.cost import attempt_usage, emf_line, job_cost, parse_prices, record_fields, sum_costs
 
 PRICES = parse_prices(
     json.dumps(

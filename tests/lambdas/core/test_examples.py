@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from common.jobspec import parse_job_spec
-from common.sweep import expand, size_of
+from jobs.children import expand, size_of
+from jobs.jobspec import parse_job_spec
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[3] / "examples").glob("*.yaml"))
 

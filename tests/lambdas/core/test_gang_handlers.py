@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from common.states import JobState
-from common.store import JobRecord, JobStore
+from aws.job_store import DynamoJobStore
+from jobs.record import JobRecord
+from jobs.states import JobState
 from submitter.adapters import EcsAdapter
 from submitter.handler import handler as submitter
 from submitter.service import Ports
@@ -39,8 +40,8 @@ CAPACITY = "Capacity is unavailable at this time. Please try again later or in a
 
 
 @pytest.fixture
-def store(world: World, clients: dict[str, Any]) -> JobStore:
-    return JobStore(clients["dynamodb"], world.table)
+def store(world: World, clients: dict[str, Any]) -> DynamoJobStore:
+    return DynamoJobStore(clients["dynamodb"], world.table)
 
 
 def submit(job_id: str, ports: Ports | None = None, **fields: Any) -> dict[str, Any]:
@@ -93,7 +94,7 @@ def on(event: dict[str, Any]) -> dict[str, int]:
     return task_events(event, FakeLambdaContext(function_name="task-events"))
 
 
-def current(store: JobStore, job_id: str) -> JobRecord:
+def current(store: DynamoJobStore, job_id: str) -> JobRecord:
     job = store.get(job_id)
     assert job is not None
     return job
@@ -114,17 +115,17 @@ class ScriptedEcs(EcsAdapter):
         return super().run_task(request)
 
 
-def scripted_ports(store: JobStore, clients: dict[str, Any], ecs: ScriptedEcs) -> Ports:
-    from common import aws
-    from common.timeutil import utcnow
+def scripted_ports(store: DynamoJobStore, clients: dict[str, Any], ecs: ScriptedEcs) -> Ports:
+    from aws.sqs import SqsSender
+    from jobs.timeutil import utcnow
 
-    return Ports(store=store, ecs=ecs, queues=aws.SqsSender(clients["sqs"]), clock=utcnow)
+    return Ports(store=store, ecs=ecs, queues=SqsSender(clients["sqs"]), clock=utcnow)
 
 
 # --- launch -----------------------------------------------------------------------------------------
 
 
-def test_a_gang_starts_every_rank_on_one_provider(world: World, clients: dict[str, Any], store: JobStore) -> None:
+def test_a_gang_starts_every_rank_on_one_provider(world: World, clients: dict[str, Any], store: DynamoJobStore) -> None:
     assert submit("g-1", environment={"EPOCHS": "2"}) == {"batchItemFailures": []}
     job = current(store, "g-1")
     tasks = ranks(clients, "g-1")
@@ -146,7 +147,7 @@ def test_a_gang_starts_every_rank_on_one_provider(world: World, clients: dict[st
 
 
 def test_a_gang_counts_all_its_ranks_against_the_cap(
-    world: World, clients: dict[str, Any], store: JobStore, monkeypatch: pytest.MonkeyPatch
+    world: World, clients: dict[str, Any], store: DynamoJobStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from submitter import wiring
 
@@ -160,7 +161,7 @@ def test_a_gang_counts_all_its_ranks_against_the_cap(
 
 
 def test_without_spot_for_every_rank_the_whole_gang_runs_on_demand(
-    world: World, clients: dict[str, Any], store: JobStore
+    world: World, clients: dict[str, Any], store: DynamoJobStore
 ) -> None:
     ecs = ScriptedEcs(clients["ecs"], no_capacity={"FARGATE_SPOT"}, fail_from=2)  # rank 0 gets Spot, rank 1 not
     submit("g-od", ports=scripted_ports(store, clients, ecs))
@@ -173,7 +174,7 @@ def test_without_spot_for_every_rank_the_whole_gang_runs_on_demand(
 
 
 def test_without_capacity_anywhere_nothing_is_left_running(
-    world: World, clients: dict[str, Any], store: JobStore
+    world: World, clients: dict[str, Any], store: DynamoJobStore
 ) -> None:
     ecs = ScriptedEcs(clients["ecs"], no_capacity={"FARGATE"})  # Spot takes rank 0 and 1, on-demand nothing
     submit("g-none", ports=scripted_ports(store, clients, ecs), spot=False)
@@ -188,7 +189,7 @@ def test_without_capacity_anywhere_nothing_is_left_running(
 
 
 def test_the_gang_runs_and_succeeds_when_every_rank_exits_zero(
-    world: World, clients: dict[str, Any], store: JobStore
+    world: World, clients: dict[str, Any], store: DynamoJobStore
 ) -> None:
     submit("g-ok")
     rank0, rank1 = (t["taskArn"] for t in ranks(clients, "g-ok"))
@@ -205,7 +206,7 @@ def test_the_gang_runs_and_succeeds_when_every_rank_exits_zero(
 
 
 def test_an_interrupted_rank_stops_the_others_and_restarts_the_gang_on_demand(
-    world: World, clients: dict[str, Any], store: JobStore
+    world: World, clients: dict[str, Any], store: DynamoJobStore
 ) -> None:
     submit("g-spot")
     rank0, rank1 = (t["taskArn"] for t in ranks(clients, "g-spot"))
@@ -231,7 +232,7 @@ def test_an_interrupted_rank_stops_the_others_and_restarts_the_gang_on_demand(
 
 
 def test_a_stopped_rank_of_a_retrying_gang_resends_a_lost_dispatch_message(
-    world: World, clients: dict[str, Any], store: JobStore
+    world: World, clients: dict[str, Any], store: DynamoJobStore
 ) -> None:
     submit("g-resend")
     rank0, rank1 = (t["taskArn"] for t in ranks(clients, "g-resend"))
@@ -244,7 +245,7 @@ def test_a_stopped_rank_of_a_retrying_gang_resends_a_lost_dispatch_message(
 
 
 def test_a_failed_rank_stops_the_other_and_uses_an_attempt(
-    world: World, clients: dict[str, Any], store: JobStore
+    world: World, clients: dict[str, Any], store: DynamoJobStore
 ) -> None:
     submit("g-fail")
     rank0, rank1 = (t["taskArn"] for t in ranks(clients, "g-fail"))
@@ -256,7 +257,7 @@ def test_a_failed_rank_stops_the_other_and_uses_an_attempt(
 
 
 def test_reconcile_stops_ranks_left_running_after_the_job_ended(
-    world: World, clients: dict[str, Any], store: JobStore
+    world: World, clients: dict[str, Any], store: DynamoJobStore
 ) -> None:
     submit("g-orphan")
     rank0, rank1 = (t["taskArn"] for t in ranks(clients, "g-orphan"))
@@ -275,7 +276,7 @@ def test_reconcile_stops_ranks_left_running_after_the_job_ended(
 
 
 def test_reconcile_catches_a_gang_whose_events_were_lost(
-    world: World, clients: dict[str, Any], store: JobStore
+    world: World, clients: dict[str, Any], store: DynamoJobStore
 ) -> None:
     submit("g-lost")
     rank0, rank1 = (t["taskArn"] for t in ranks(clients, "g-lost"))
@@ -289,7 +290,7 @@ def test_reconcile_catches_a_gang_whose_events_were_lost(
 
 
 def test_a_rank_that_exited_zero_early_still_counts_once_ecs_forgets_it(
-    world: World, clients: dict[str, Any], store: JobStore
+    world: World, clients: dict[str, Any], store: DynamoJobStore
 ) -> None:
     from moto.ecs.models import ecs_backends
 
@@ -329,7 +330,7 @@ class Rank0PublishesEarly(ScriptedEcs):
 
 
 def test_an_address_rank_0_publishes_during_the_launch_is_kept(
-    world: World, clients: dict[str, Any], store: JobStore
+    world: World, clients: dict[str, Any], store: DynamoJobStore
 ) -> None:
     from worker import rendezvous
 
@@ -346,7 +347,7 @@ def test_an_address_rank_0_publishes_during_the_launch_is_kept(
 
 
 def test_taking_the_launch_claim_clears_the_previous_rendezvous(
-    world: World, clients: dict[str, Any], store: JobStore
+    world: World, clients: dict[str, Any], store: DynamoJobStore
 ) -> None:
     """A takeover relaunches the same attempt: the lost launch's address must not be found by the new ranks."""
     old = {"M": {"attempt": {"N": "1"}, "addr": {"S": "10.0.0.9"}, "port": {"N": "29400"}, "task": {"S": "arn:old"}}}
@@ -358,7 +359,7 @@ def test_taking_the_launch_claim_clears_the_previous_rendezvous(
 
 
 def test_a_rank_out_of_memory_fails_the_gang_at_once_and_stops_the_other(
-    world: World, clients: dict[str, Any], store: JobStore
+    world: World, clients: dict[str, Any], store: DynamoJobStore
 ) -> None:
     submit("g-oom")
     rank0, rank1 = (t["taskArn"] for t in ranks(clients, "g-oom"))
@@ -375,7 +376,7 @@ def test_a_rank_out_of_memory_fails_the_gang_at_once_and_stops_the_other(
 class ClaimTakenDuringLaunch(ScriptedEcs):
     """Another consumer takes the launch over while this one starts the last rank (a lease that expired)."""
 
-    def __init__(self, ecs: Any, store: JobStore) -> None:
+    def __init__(self, ecs: Any, store: DynamoJobStore) -> None:
         super().__init__(ecs, no_capacity=set())
         self.store, self.claim = store, ""
 
@@ -396,7 +397,7 @@ class ClaimTakenDuringLaunch(ScriptedEcs):
 
 
 def test_a_gang_launch_that_loses_its_claim_stops_the_ranks_it_started(
-    world: World, clients: dict[str, Any], store: JobStore
+    world: World, clients: dict[str, Any], store: DynamoJobStore
 ) -> None:
     ecs = ClaimTakenDuringLaunch(clients["ecs"], store)
     submit("g-lost-claim", ports=scripted_ports(store, clients, ecs))

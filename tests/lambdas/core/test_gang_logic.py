@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from common.errors import JobSpecInvalid
-from common.jobspec import Deployment, JobSpec, parse_job_spec
-from common.states import JobState
-from common.store import JobRecord
-from common.timeutil import iso
+from jobs.errors import JobSpecInvalid
+from jobs.jobspec import Deployment, JobSpec, parse_job_spec
+from jobs.record import JobRecord
+from jobs.states import JobState
+from jobs.timeutil import iso
 from task_events.gang import decide_gang, observe, orphan_reason
 from task_events.logic import (
     MISSING_GRACE_SECONDS,
@@ -276,7 +276,7 @@ def test_nodes_default_to_one_and_need_a_dedicated_job_within_the_deployment_max
     assert parse_job_spec({"command": ["train"], "nodes": 4, "dedicated": True}, deployment).nodes == 4
 
 
-# --- retry rules and their defaults (common.retry_rules), as for a single task ------------------
+# --- retry rules and their defaults (jobs.retry_rules), as for a single task ------------------
 
 
 def decide_with(spec: JobSpec, job: JobRecord, *views: TaskView | None) -> Any:
@@ -354,7 +354,7 @@ def test_spot_and_capacity_keep_restarting_the_gang_without_using_attempts_whate
 
 
 def test_each_rank_is_billed_from_its_own_start_to_its_own_stop() -> None:
-    from common.cost import Rate
+    from jobs.cost import Rate
     from task_events.accounting import attempt_fields
 
     prices = {"FARGATE": Rate(0.04048, 0.004445), "FARGATE_SPOT": Rate(0.012144, 0.0013335)}

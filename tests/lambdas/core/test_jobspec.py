@@ -10,9 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from common.errors import JobSpecInvalid
-from common.jobspec import (
-    FARGATE_MEMORY,
+from jobs.errors import JobSpecInvalid
+from jobs.jobspec import (
     MAX_BODY_BYTES,
     Deployment,
     JobSpec,
@@ -20,6 +19,7 @@ from common.jobspec import (
     guess_job_id,
     parse_job_spec,
 )
+from jobs.sizes import FARGATE_MEMORY
 
 
 def errors_of(document: str | dict[str, Any]) -> str:

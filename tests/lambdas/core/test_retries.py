@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from common.retries import MAX_INTERRUPTIONS, Verdict, after_failure, after_interruption, retry_delay
+from jobs.retries import MAX_INTERRUPTIONS, Verdict, after_failure, after_interruption, retry_delay
 
 
 def test_retry_delay_doubles_up_to_fifteen_minutes() -> None:

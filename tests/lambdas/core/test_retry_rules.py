@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 
-from common.errors import JobSpecInvalid
-from common.jobspec import parse_job_spec
-from common.retry_rules import Stop, evaluate, memory_advice
+from jobs.errors import JobSpecInvalid
+from jobs.jobspec import parse_job_spec
+from jobs.retry_rules import Stop, evaluate
+from jobs.sizes import memory_advice
 
 RULES = [
     {"exit_code": "3", "action": "EXIT"},
@@ -22,7 +23,9 @@ SPEC = parse_job_spec({"command": ["python", "t.py"], "cpu": 1024, "memory": 204
 def verdict(
     exit_code: int | None, stop_code: str | None = "EssentialContainerExited", reason: str | None = None
 ) -> Any:
-    return evaluate(SPEC.retry_rules, Stop(exit_code, stop_code, reason), oom_advice=memory_advice(SPEC))
+    return evaluate(
+        SPEC.retry_rules, Stop(exit_code, stop_code, reason), oom_advice=memory_advice(SPEC.cpu, SPEC.memory)
+    )
 
 
 @pytest.mark.parametrize(

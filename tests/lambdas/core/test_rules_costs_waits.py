@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from common import aws
-from common.jobspec import parse_job_spec
-from common.states import JobState
-from common.store import JobStore
-from common.timeutil import parse_iso
+from aws.job_store import DynamoJobStore
+from aws.sqs import SqsSender
+from jobs.jobspec import parse_job_spec
+from jobs.states import JobState
+from jobs.timeutil import parse_iso
 from submitter import wiring as submitter_wiring
 from submitter.adapters import EcsAdapter as SubmitterEcs
 from submitter.fanout import hold_for_spot
@@ -44,14 +44,14 @@ PRICES = {
 
 
 @pytest.fixture
-def store(world: World, clients: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> JobStore:
+def store(world: World, clients: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> DynamoJobStore:
     monkeypatch.setenv("FARGATE_PRICES", json.dumps(PRICES))
     task_events_wiring.reset()
     submitter_wiring.reset()
-    return JobStore(clients["dynamodb"], world.table)
+    return DynamoJobStore(clients["dynamodb"], world.table)
 
 
-def launch(store: JobStore, job_id: str, **fields: Any) -> Any:
+def launch(store: DynamoJobStore, job_id: str, **fields: Any) -> Any:
     submitter(sqs_event([sqs_record(job_body(job_id, **fields))]), FakeLambdaContext())
     job = store.get(job_id)
     assert job is not None and job.state == S.DISPATCHED
@@ -63,7 +63,7 @@ def on(job: Any, status: str, **kwargs: Any) -> dict[str, int]:
     return task_events(event, FakeLambdaContext(function_name="task-events"))
 
 
-def test_out_of_memory_fails_at_once_naming_the_memory_setting(store: JobStore) -> None:
+def test_out_of_memory_fails_at_once_naming_the_memory_setting(store: DynamoJobStore) -> None:
     job = launch(store, "oom", cpu=1024, memory=2048)
     on(job, "RUNNING")
     assert on(job, "STOPPED", exit_code=137, stopped_reason="OutOfMemoryError: Container killed") == {"JobsFailed": 1}
@@ -73,7 +73,7 @@ def test_out_of_memory_fails_at_once_naming_the_memory_setting(store: JobStore) 
 
 
 def test_user_exit_rule_ends_the_job_and_a_retry_rule_uses_an_attempt(
-    store: JobStore, clients: dict[str, Any], world: World
+    store: DynamoJobStore, clients: dict[str, Any], world: World
 ) -> None:
     rules = [{"exit_code": "3", "action": "EXIT"}, {"exit_code": "*", "action": "RETRY"}]
     job = launch(store, "rules", retry_rules=rules, max_attempts=2)
@@ -87,7 +87,7 @@ def test_user_exit_rule_ends_the_job_and_a_retry_rule_uses_an_attempt(
 
 
 def test_each_attempt_records_usage_and_the_job_its_cost(
-    store: JobStore, clients: dict[str, Any], world: World
+    store: DynamoJobStore, clients: dict[str, Any], world: World
 ) -> None:
     job = launch(store, "costly", cpu=2048, memory=4096)
     start = job.dispatched_at
@@ -123,7 +123,7 @@ def test_each_attempt_records_usage_and_the_job_its_cost(
 
 
 def test_a_job_cancelled_while_retrying_keeps_the_cost_of_its_earlier_attempts(
-    store: JobStore, clients: dict[str, Any], world: World
+    store: DynamoJobStore, clients: dict[str, Any], world: World
 ) -> None:
     job = launch(store, "retried", cpu=2048, memory=4096)
     t0 = parse_iso(str(job.dispatched_at))
@@ -140,7 +140,7 @@ def test_a_job_cancelled_while_retrying_keeps_the_cost_of_its_earlier_attempts(
 
 
 def test_max_wait_fail_ends_a_job_that_never_started(
-    store: JobStore, world: World, clients: dict[str, Any], clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+    store: DynamoJobStore, world: World, clients: dict[str, Any], clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MAX_CONCURRENT_TASKS", "1")
     submitter_wiring.reset()
@@ -150,7 +150,7 @@ def test_max_wait_fail_ends_a_job_that_never_started(
     waiting = store.get("patient")
     assert waiting is not None and waiting.state == S.SUBMITTED and "concurrency cap reached" in str(waiting.reason)
     ports = Ports(
-        store=store, ecs=EcsAdapter(clients["ecs"], world.cluster), queues=aws.SqsSender(clients["sqs"]), clock=clock
+        store=store, ecs=EcsAdapter(clients["ecs"], world.cluster), queues=SqsSender(clients["sqs"]), clock=clock
     )
     reconcile = lambda: task_events(scheduled_event(), FakeLambdaContext(function_name="te"), ports=ports)  # noqa: E731
     clock.advance(60)
@@ -163,7 +163,7 @@ def test_max_wait_fail_ends_a_job_that_never_started(
 
 
 def test_max_wait_on_demand_holds_spot_until_the_deadline(
-    store: JobStore, world: World, clients: dict[str, Any]
+    store: DynamoJobStore, world: World, clients: dict[str, Any]
 ) -> None:
     job = launch(store, "spotty", max_wait={"seconds": 600, "action": "ON_DEMAND"})
     tasks = clients["ecs"].describe_tasks(cluster=world.cluster, tasks=[job.task_arn])["tasks"]
@@ -177,13 +177,13 @@ def test_max_wait_on_demand_holds_spot_until_the_deadline(
 
 
 def test_submitter_fails_a_redelivered_job_past_its_max_wait(
-    store: JobStore, world: World, clients: dict[str, Any], clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+    store: DynamoJobStore, world: World, clients: dict[str, Any], clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MAX_CONCURRENT_TASKS", "1")
     submitter_wiring.reset()
     launch(store, "first")
     ports = SubmitterPorts(
-        store=store, ecs=SubmitterEcs(clients["ecs"], world.cluster), queues=aws.SqsSender(clients["sqs"]), clock=clock
+        store=store, ecs=SubmitterEcs(clients["ecs"], world.cluster), queues=SqsSender(clients["sqs"]), clock=clock
     )
     record = sqs_record(job_body("late", max_wait={"seconds": 60}))
     assert submitter(sqs_event([record]), FakeLambdaContext(), ports=ports) == {"batchItemFailures": []}
@@ -194,10 +194,10 @@ def test_submitter_fails_a_redelivered_job_past_its_max_wait(
 
 
 def test_a_dispatched_job_redelivered_after_its_max_wait_is_left_running(
-    store: JobStore, world: World, clients: dict[str, Any], clock: FakeClock
+    store: DynamoJobStore, world: World, clients: dict[str, Any], clock: FakeClock
 ) -> None:
     ports = SubmitterPorts(
-        store=store, ecs=SubmitterEcs(clients["ecs"], world.cluster), queues=aws.SqsSender(clients["sqs"]), clock=clock
+        store=store, ecs=SubmitterEcs(clients["ecs"], world.cluster), queues=SqsSender(clients["sqs"]), clock=clock
     )
     record = sqs_record(job_body("started", max_wait={"seconds": 60}))
     assert submitter(sqs_event([record]), FakeLambdaContext(), ports=ports) == {"batchItemFailures": []}
@@ -212,7 +212,7 @@ def test_a_dispatched_job_redelivered_after_its_max_wait_is_left_running(
 
 
 def test_jobs_the_submitter_ends_emit_one_metric_each(
-    store: JobStore,
+    store: DynamoJobStore,
     world: World,
     clients: dict[str, Any],
     clock: FakeClock,
@@ -223,7 +223,7 @@ def test_jobs_the_submitter_ends_emit_one_metric_each(
     submitter_wiring.reset()
     launch(store, "first")
     ports = SubmitterPorts(
-        store=store, ecs=SubmitterEcs(clients["ecs"], world.cluster), queues=aws.SqsSender(clients["sqs"]), clock=clock
+        store=store, ecs=SubmitterEcs(clients["ecs"], world.cluster), queues=SqsSender(clients["sqs"]), clock=clock
     )
     late, stopped = sqs_record(job_body("late", max_wait={"seconds": 60})), sqs_record(job_body("stopped"))
     invalid = sqs_record(job_body("invalid", cpu=3))

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from common.errors import ConfigError
+from jobs.errors import ConfigError
 from submitter.settings import SubmitterSettings, task_family
 from task_events.settings import TaskEventsSettings
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from common.states import (
+from jobs.states import (
     ACTIVE,
     INITIAL,
     TERMINAL,

@@ -1,4 +1,4 @@
-"""JobStore against moto DynamoDB: conditional writes, history, claims, the by-state index."""
+"""DynamoJobStore against moto DynamoDB: conditional writes, history, claims, the by-state index."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from common.errors import InvalidTransition, JobStateConflict
-from common.states import JobState
-from common.store import JobRecord, JobStore, from_attr, to_attr
+from aws.job_store import DynamoJobStore, from_attr, to_attr
+from jobs.errors import InvalidTransition, JobStateConflict
+from jobs.record import JobRecord
+from jobs.states import JobState
 from tests.lambdas.core.helpers import World
 
 S = JobState
@@ -17,8 +18,8 @@ T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def store(world: World, clients: dict[str, Any]) -> JobStore:
-    return JobStore(clients["dynamodb"], world.table)
+def store(world: World, clients: dict[str, Any]) -> DynamoJobStore:
+    return DynamoJobStore(clients["dynamodb"], world.table)
 
 
 def test_codec_round_trip() -> None:
@@ -28,7 +29,7 @@ def test_codec_round_trip() -> None:
         to_attr(object())
 
 
-def test_create_if_absent_is_idempotent(store: JobStore) -> None:
+def test_create_if_absent_is_idempotent(store: DynamoJobStore) -> None:
     created, first = store.create_if_absent("j1", state=S.SUBMITTED, attempt=1, now=T0, spec="{}", queue="dispatch")
     assert created and first.state == S.SUBMITTED and first.submitted_at == "2026-11-25T12:00:00.000Z"
     again, existing = store.create_if_absent("j1", state=S.REJECTED, attempt=1, now=T0 + timedelta(1), reason="x")
@@ -37,12 +38,12 @@ def test_create_if_absent_is_idempotent(store: JobStore) -> None:
     assert store.get("j1") == existing
 
 
-def test_cannot_create_in_a_later_state(store: JobStore) -> None:
+def test_cannot_create_in_a_later_state(store: DynamoJobStore) -> None:
     with pytest.raises(InvalidTransition):
         store.create_if_absent("j1", state=S.RUNNING, attempt=1, now=T0)
 
 
-def test_transition_records_history_timestamps_and_fields(store: JobStore) -> None:
+def test_transition_records_history_timestamps_and_fields(store: DynamoJobStore) -> None:
     store.create_if_absent("j1", state=S.SUBMITTED, attempt=1, now=T0)
     job = store.transition(
         "j1",
@@ -73,14 +74,14 @@ def test_transition_records_history_timestamps_and_fields(store: JobStore) -> No
     ]
 
 
-def test_no_going_backwards(store: JobStore) -> None:
+def test_no_going_backwards(store: DynamoJobStore) -> None:
     store.create_if_absent("j1", state=S.SUBMITTED, attempt=1, now=T0)
     store.transition("j1", S.DISPATCHED, expected_states=S.SUBMITTED, expected_attempt=1, now=T0)
     with pytest.raises(InvalidTransition, match="RUNNING -> DISPATCHED is not allowed"):
         store.transition("j1", S.DISPATCHED, expected_states=S.RUNNING, expected_attempt=1, now=T0)
 
 
-def test_lost_update_is_refused_with_the_current_record(store: JobStore) -> None:
+def test_lost_update_is_refused_with_the_current_record(store: DynamoJobStore) -> None:
     store.create_if_absent("j1", state=S.SUBMITTED, attempt=1, now=T0)
     store.transition("j1", S.DISPATCHED, expected_states=S.SUBMITTED, expected_attempt=1, now=T0, task_arn="t1")
     with pytest.raises(JobStateConflict) as caught:  # a second writer that read the old state
@@ -89,7 +90,7 @@ def test_lost_update_is_refused_with_the_current_record(store: JobStore) -> None
     assert store.get("j1").task_arn == "t1"  # type: ignore[union-attr]
 
 
-def test_attempt_and_task_arn_guard_the_write(store: JobStore) -> None:
+def test_attempt_and_task_arn_guard_the_write(store: DynamoJobStore) -> None:
     store.create_if_absent("j1", state=S.SUBMITTED, attempt=2, now=T0)
     with pytest.raises(JobStateConflict):
         store.transition("j1", S.DISPATCHED, expected_states=S.SUBMITTED, expected_attempt=1, now=T0)
@@ -100,13 +101,13 @@ def test_attempt_and_task_arn_guard_the_write(store: JobStore) -> None:
         )
 
 
-def test_transition_of_a_missing_job_conflicts(store: JobStore) -> None:
+def test_transition_of_a_missing_job_conflicts(store: DynamoJobStore) -> None:
     with pytest.raises(JobStateConflict) as caught:
         store.transition("ghost", S.DISPATCHED, expected_states=S.SUBMITTED, expected_attempt=1, now=T0)
     assert caught.value.current is None
 
 
-def test_retry_bumps_the_attempt_in_the_same_write(store: JobStore) -> None:
+def test_retry_bumps_the_attempt_in_the_same_write(store: DynamoJobStore) -> None:
     store.create_if_absent("j1", state=S.SUBMITTED, attempt=1, now=T0)
     store.transition("j1", S.RUNNING, expected_states=S.SUBMITTED, expected_attempt=1, now=T0)
     job = store.transition(
@@ -115,7 +116,7 @@ def test_retry_bumps_the_attempt_in_the_same_write(store: JobStore) -> None:
     assert (job.attempt, job.failures, job.state) == (2, 1, S.RETRYING)
 
 
-def test_annotate_changes_the_reason_without_growing_history(store: JobStore) -> None:
+def test_annotate_changes_the_reason_without_growing_history(store: DynamoJobStore) -> None:
     store.create_if_absent("j1", state=S.SUBMITTED, attempt=1, now=T0)
     for i in range(3):
         job = store.annotate("j1", expected_states=S.SUBMITTED, expected_attempt=1, now=T0, reason=f"waiting {i}")
@@ -124,7 +125,7 @@ def test_annotate_changes_the_reason_without_growing_history(store: JobStore) ->
         store.annotate("j1", expected_states=S.RUNNING, expected_attempt=1, now=T0, reason="x")
 
 
-def test_only_one_consumer_can_claim_a_launch(store: JobStore) -> None:
+def test_only_one_consumer_can_claim_a_launch(store: DynamoJobStore) -> None:
     store.create_if_absent("j1", state=S.SUBMITTED, attempt=1, now=T0)
     claimed = store.claim_launch("j1", state=S.SUBMITTED, attempt=1, claim="A", now=T0)
     assert claimed.launch_claim == "A" and claimed.launch_claimed_at == "2026-11-25T12:00:00.000Z"
@@ -142,20 +143,20 @@ def test_only_one_consumer_can_claim_a_launch(store: JobStore) -> None:
     assert released.launch_claim is None and released.reason == "throttled"
 
 
-def test_a_cancel_request_blocks_the_claim(store: JobStore) -> None:
+def test_a_cancel_request_blocks_the_claim(store: DynamoJobStore) -> None:
     store.create_if_absent("j1", state=S.SUBMITTED, attempt=1, now=T0)
     assert store.request_cancel("j1", now=T0).cancel_requested
     with pytest.raises(JobStateConflict):
         store.claim_launch("j1", state=S.SUBMITTED, attempt=1, claim="A", now=T0)
 
 
-def test_cancel_request_on_a_finished_job_conflicts(store: JobStore) -> None:
+def test_cancel_request_on_a_finished_job_conflicts(store: DynamoJobStore) -> None:
     store.create_if_absent("j1", state=S.REJECTED, attempt=1, now=T0, reason="bad")
     with pytest.raises(JobStateConflict):
         store.request_cancel("j1", now=T0)
 
 
-def test_query_by_state_uses_the_index(store: JobStore) -> None:
+def test_query_by_state_uses_the_index(store: DynamoJobStore) -> None:
     for i in range(5):
         store.create_if_absent(f"j{i}", state=S.SUBMITTED, attempt=1, now=T0 + timedelta(minutes=i), queue="dispatch")
     store.create_if_absent("w1", state=S.SUBMITTED, attempt=1, now=T0, queue="worker")
@@ -167,7 +168,7 @@ def test_query_by_state_uses_the_index(store: JobStore) -> None:
     assert [j.job_id for j in store.query_state(S.DISPATCHED)] == ["j4"]
 
 
-def test_records_keep_unknown_attributes_in_extra(store: JobStore) -> None:
+def test_records_keep_unknown_attributes_in_extra(store: DynamoJobStore) -> None:
     store.create_if_absent("j1", state=S.SUBMITTED, attempt=1, now=T0, prefer_on_demand=True)
     job = store.get("j1")
     assert isinstance(job, JobRecord) and job.extra == {"prefer_on_demand": True}

@@ -14,10 +14,12 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from common import aws
-from common.errors import RequestRejected, Throttled, TransientAwsError
-from common.states import JobState
-from common.store import JobRecord, JobStore
+from aws import clients as aws_clients
+from aws.job_store import DynamoJobStore
+from aws.sqs import SqsSender
+from jobs.errors import RequestRejected, Throttled, TransientAwsError
+from jobs.record import JobRecord
+from jobs.states import JobState
 from submitter.adapters import EcsAdapter
 from submitter.handler import handler
 from submitter.logic import LAUNCH_LEASE_SECONDS
@@ -94,7 +96,7 @@ class FaultyEcs:
         return self.real.list_started_by(started_by)
 
 
-class CrashingStore(JobStore):
+class CrashingStore(DynamoJobStore):
     """Crashes (once) on the DISPATCHED write: the task exists, the table does not know yet."""
 
     def __init__(self, client: Any, table: str) -> None:
@@ -109,7 +111,7 @@ class CrashingStore(JobStore):
 
 
 class FailingQueue:
-    def __init__(self, real: aws.SqsSender) -> None:
+    def __init__(self, real: SqsSender) -> None:
         self.real = real
         self.fail = True
 
@@ -125,13 +127,13 @@ def ecs(world: World, clients: dict[str, Any]) -> FaultyEcs:
 
 
 @pytest.fixture
-def store(world: World, clients: dict[str, Any]) -> JobStore:
-    return JobStore(clients["dynamodb"], world.table)
+def store(world: World, clients: dict[str, Any]) -> DynamoJobStore:
+    return DynamoJobStore(clients["dynamodb"], world.table)
 
 
 @pytest.fixture
-def ports(ecs: FaultyEcs, store: JobStore, clients: dict[str, Any], clock: FakeClock) -> Ports:
-    return Ports(store=store, ecs=ecs, queues=aws.SqsSender(clients["sqs"]), clock=clock)
+def ports(ecs: FaultyEcs, store: DynamoJobStore, clients: dict[str, Any], clock: FakeClock) -> Ports:
+    return Ports(store=store, ecs=ecs, queues=SqsSender(clients["sqs"]), clock=clock)
 
 
 def tasks_of(clients: dict[str, Any], job_id: str) -> list[str]:
@@ -174,7 +176,7 @@ def _expire_sqs_delays(world: World) -> None:
 
 
 def test_run_task_throttling_defers_then_launches_once(
-    world: World, clients: dict[str, Any], ports: Ports, ecs: FaultyEcs, store: JobStore, clock: FakeClock
+    world: World, clients: dict[str, Any], ports: Ports, ecs: FaultyEcs, store: DynamoJobStore, clock: FakeClock
 ) -> None:
     ecs.throttle_runs = 3
     clients["sqs"].send_message(QueueUrl=world.dispatch_url, MessageBody=job_body("t-1"))
@@ -186,7 +188,7 @@ def test_run_task_throttling_defers_then_launches_once(
 
 
 def test_throttled_job_waits_with_a_reason_and_a_growing_delay(
-    world: World, clients: dict[str, Any], ports: Ports, ecs: FaultyEcs, store: JobStore
+    world: World, clients: dict[str, Any], ports: Ports, ecs: FaultyEcs, store: DynamoJobStore
 ) -> None:
     ecs.throttle_runs = 100
     result = handler(sqs_event([sqs_record(job_body("t-2"))]), FakeLambdaContext(), ports=ports)
@@ -215,7 +217,7 @@ def test_botocore_retries_throttling_before_the_submitter_backs_off(
 ) -> None:
     """A real botocore client answering ThrottlingException: standard-mode retries, then our Throttled."""
     monkeypatch.setattr(time, "sleep", lambda _seconds: None)  # botocore's backoff sleeps; not under test
-    ecs_client = aws.client("ecs")
+    ecs_client = aws_clients.client("ecs")
     attempts: list[int] = []
 
     def throttle(request: Any, **_: Any) -> AWSResponse:
@@ -228,7 +230,7 @@ def test_botocore_retries_throttling_before_the_submitter_backs_off(
     with pytest.raises(Throttled) as caught:
         adapter.run_task({"cluster": "training", "taskDefinition": "training"})
     assert caught.value.code == "ThrottlingException"
-    assert len(attempts) == aws.MAX_ATTEMPTS
+    assert len(attempts) == aws_clients.MAX_ATTEMPTS
 
 
 class _Raw:
@@ -243,7 +245,7 @@ class _Raw:
 
 
 def test_spot_capacity_failure_falls_back_to_on_demand(
-    world: World, clients: dict[str, Any], ports: Ports, ecs: FaultyEcs, store: JobStore
+    world: World, clients: dict[str, Any], ports: Ports, ecs: FaultyEcs, store: DynamoJobStore
 ) -> None:
     ecs.no_capacity = {"FARGATE_SPOT"}
     handler(sqs_event([sqs_record(job_body("cap-1"))]), FakeLambdaContext(), ports=ports)
@@ -257,7 +259,7 @@ def test_spot_capacity_failure_falls_back_to_on_demand(
 
 
 def test_no_capacity_anywhere_defers_and_nothing_is_lost(
-    world: World, clients: dict[str, Any], ports: Ports, ecs: FaultyEcs, store: JobStore, clock: FakeClock
+    world: World, clients: dict[str, Any], ports: Ports, ecs: FaultyEcs, store: DynamoJobStore, clock: FakeClock
 ) -> None:
     ecs.no_capacity = {"FARGATE_SPOT", "FARGATE"}
     handler(sqs_event([sqs_record(job_body("cap-2"))]), FakeLambdaContext(), ports=ports)
@@ -272,7 +274,7 @@ def test_no_capacity_anywhere_defers_and_nothing_is_lost(
 
 
 def test_run_task_returning_no_task_and_no_failure_counts_as_no_capacity(
-    world: World, clients: dict[str, Any], ports: Ports, ecs: FaultyEcs, store: JobStore
+    world: World, clients: dict[str, Any], ports: Ports, ecs: FaultyEcs, store: DynamoJobStore
 ) -> None:
     ecs.fail_with = {"tasks": [], "failures": []}
     ecs.no_capacity = set()
@@ -282,7 +284,7 @@ def test_run_task_returning_no_task_and_no_failure_counts_as_no_capacity(
 
 
 def test_other_run_task_failures_go_to_the_dlq_with_the_reason(
-    world: World, clients: dict[str, Any], ports: Ports, ecs: FaultyEcs, store: JobStore
+    world: World, clients: dict[str, Any], ports: Ports, ecs: FaultyEcs, store: DynamoJobStore
 ) -> None:
     ecs.fail_with = {"tasks": [], "failures": [{"arn": "arn:td", "reason": "MISSING"}]}
     result = handler(sqs_event([sqs_record(job_body("f-1"))]), FakeLambdaContext(), ports=ports)
@@ -296,7 +298,7 @@ def test_other_run_task_failures_go_to_the_dlq_with_the_reason(
 
 
 def test_run_task_rejected_goes_to_the_dlq(
-    world: World, clients: dict[str, Any], ports: Ports, ecs: FaultyEcs, store: JobStore
+    world: World, clients: dict[str, Any], ports: Ports, ecs: FaultyEcs, store: DynamoJobStore
 ) -> None:
     ecs.reject_with = RequestRejected("RunTask", "AccessDeniedException", "not authorized to perform iam:PassRole")
     handler(sqs_event([sqs_record(job_body("f-2"))]), FakeLambdaContext(), ports=ports)
@@ -306,7 +308,7 @@ def test_run_task_rejected_goes_to_the_dlq(
 
 
 def test_list_tasks_throttled_defers_the_batch_with_one_call(
-    world: World, clients: dict[str, Any], ports: Ports, ecs: FaultyEcs, store: JobStore
+    world: World, clients: dict[str, Any], ports: Ports, ecs: FaultyEcs, store: DynamoJobStore
 ) -> None:
     ecs.throttle_list_tasks = True
     result = handler(sqs_event([sqs_record(job_body(f"l-{i}")) for i in range(4)]), FakeLambdaContext(), ports=ports)
@@ -317,7 +319,7 @@ def test_list_tasks_throttled_defers_the_batch_with_one_call(
 
 
 def test_crash_mid_batch_loses_nothing_and_launches_nothing_twice(
-    world: World, clients: dict[str, Any], ports: Ports, ecs: FaultyEcs, store: JobStore, clock: FakeClock
+    world: World, clients: dict[str, Any], ports: Ports, ecs: FaultyEcs, store: DynamoJobStore, clock: FakeClock
 ) -> None:
     ecs.crash_after_launch_on = {3}  # the 3rd RunTask launches its task, then the invocation "dies"
     ecs.crash_before_launch_on = {5}  # the 5th dies before anything happens
@@ -355,7 +357,7 @@ def test_crash_between_run_task_and_the_table_write(
     world: World, clients: dict[str, Any], ecs: FaultyEcs, clock: FakeClock
 ) -> None:
     store = CrashingStore(clients["dynamodb"], world.table)
-    ports = Ports(store=store, ecs=ecs, queues=aws.SqsSender(clients["sqs"]), clock=clock)
+    ports = Ports(store=store, ecs=ecs, queues=SqsSender(clients["sqs"]), clock=clock)
     record = sqs_record(job_body("x-1"))
     assert failures(handler(sqs_event([record]), FakeLambdaContext(), ports=ports)) == [record["messageId"]]
     (launched,) = tasks_of(clients, "x-1")
@@ -375,7 +377,7 @@ def test_crash_between_run_task_and_the_table_write(
 
 
 def test_server_error_after_launch_keeps_the_claim_and_recovers(
-    world: World, clients: dict[str, Any], ports: Ports, ecs: FaultyEcs, store: JobStore, clock: FakeClock
+    world: World, clients: dict[str, Any], ports: Ports, ecs: FaultyEcs, store: DynamoJobStore, clock: FakeClock
 ) -> None:
     ecs.server_error_after_launch_on = {1}
     clients["sqs"].send_message(QueueUrl=world.dispatch_url, MessageBody=job_body("5xx-1"))
@@ -386,7 +388,7 @@ def test_server_error_after_launch_keeps_the_claim_and_recovers(
 
 
 def test_concurrent_duplicate_deliveries(
-    world: World, clients: dict[str, Any], ports: Ports, ecs: FaultyEcs, store: JobStore, clock: FakeClock
+    world: World, clients: dict[str, Any], ports: Ports, ecs: FaultyEcs, store: DynamoJobStore, clock: FakeClock
 ) -> None:
     """Two consumers get the same job at once: one claims, the other defers, then skips."""
     body = job_body("d-1")
@@ -397,9 +399,9 @@ def test_concurrent_duplicate_deliveries(
 
 
 def test_sqs_failure_while_deferring_fails_only_that_record(
-    world: World, clients: dict[str, Any], ecs: FaultyEcs, store: JobStore, clock: FakeClock
+    world: World, clients: dict[str, Any], ecs: FaultyEcs, store: DynamoJobStore, clock: FakeClock
 ) -> None:
-    queue = FailingQueue(aws.SqsSender(clients["sqs"]))
+    queue = FailingQueue(SqsSender(clients["sqs"]))
     ports = Ports(store=store, ecs=ecs, queues=queue, clock=clock)
     ecs.throttle_runs = 1
     bad, good = sqs_record(job_body("q-1")), sqs_record(job_body("q-2"))
@@ -433,20 +435,20 @@ def test_moto_ignores_run_task_client_tokens(world: World) -> None:
 def test_cancel_landing_between_read_and_claim(
     world: World, clients: dict[str, Any], ecs: FaultyEcs, clock: FakeClock
 ) -> None:
-    class CancelOnClaim(JobStore):
+    class CancelOnClaim(DynamoJobStore):
         def claim_launch(self, job_id: str, **kwargs: Any) -> JobRecord:
             self.request_cancel(job_id, now=clock())  # the CLI's cancel wins the race
             return super().claim_launch(job_id, **kwargs)
 
     store = CancelOnClaim(clients["dynamodb"], world.table)
     store.create_if_absent("cc-1", state=S.SUBMITTED, attempt=1, now=clock(), spec=job_body("cc-1"))
-    ports = Ports(store=store, ecs=ecs, queues=aws.SqsSender(clients["sqs"]), clock=clock)
+    ports = Ports(store=store, ecs=ecs, queues=SqsSender(clients["sqs"]), clock=clock)
     handler(sqs_event([sqs_record(job_body("cc-1"))]), FakeLambdaContext(), ports=ports)
     assert store.get("cc-1").state == S.CANCELLED and ecs.run_calls == []  # type: ignore[union-attr]
 
 
 def test_cancel_and_duplicate_delivery_during_run_task(
-    world: World, clients: dict[str, Any], store: JobStore, clock: FakeClock
+    world: World, clients: dict[str, Any], store: DynamoJobStore, clock: FakeClock
 ) -> None:
     """While consumer A's RunTask is in flight, the CLI cancels the job and consumer B gets a duplicate of the
     message. B must not end the job under A's live claim; A's record then stops the task it launched."""
@@ -461,7 +463,7 @@ def test_cancel_and_duplicate_delivery_during_run_task(
             return super().run_task(request)
 
     ecs = InterleavedEcs(EcsAdapter(clients["ecs"], world.cluster))
-    ports = Ports(store=store, ecs=ecs, queues=aws.SqsSender(clients["sqs"]), clock=clock)
+    ports = Ports(store=store, ecs=ecs, queues=SqsSender(clients["sqs"]), clock=clock)
     record = sqs_record(job_body("cd-1"))
 
     def cancel_then_duplicate() -> None:
@@ -490,7 +492,7 @@ def test_cancel_and_duplicate_delivery_during_run_task(
 
 
 def test_cancel_after_an_expired_claim_stops_the_lost_launch(
-    world: World, clients: dict[str, Any], ecs: FaultyEcs, store: JobStore, clock: FakeClock, ports: Ports
+    world: World, clients: dict[str, Any], ecs: FaultyEcs, store: DynamoJobStore, clock: FakeClock, ports: Ports
 ) -> None:
     """A launch died after RunTask; the job is cancelled. After the lease, the redelivery stops that task."""
     record = sqs_record(job_body("ce-1"))

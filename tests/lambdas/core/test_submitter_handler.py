@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from common import aws
-from common.states import JobState
-from common.store import JobStore
+from aws import clients as aws_clients
+from aws.job_store import DynamoJobStore
+from aws.sqs import SqsSender
+from jobs.states import JobState
 from submitter.handler import handler
 from tests.lambdas.core.helpers import (
     FakeLambdaContext,
@@ -26,8 +27,8 @@ S = JobState
 
 
 @pytest.fixture
-def store(world: World, clients: dict[str, Any]) -> JobStore:
-    return JobStore(clients["dynamodb"], world.table)
+def store(world: World, clients: dict[str, Any]) -> DynamoJobStore:
+    return DynamoJobStore(clients["dynamodb"], world.table)
 
 
 def send(clients: dict[str, Any], world: World, body: str, **attributes: Any) -> None:
@@ -48,7 +49,9 @@ def tasks_started_by(clients: dict[str, Any], job_id: str) -> list[dict[str, Any
     return clients["ecs"].describe_tasks(cluster="training", tasks=arns, include=["TAGS"])["tasks"]
 
 
-def test_dispatches_one_task_per_job(world: World, clients: dict[str, Any], store: JobStore, context: Any) -> None:
+def test_dispatches_one_task_per_job(
+    world: World, clients: dict[str, Any], store: DynamoJobStore, context: Any
+) -> None:
     send(clients, world, job_body("job-1", environment={"EPOCHS": "2"}, cpu=2048, memory=4096, tags={"team": "cv"}))
     assert deliver(clients, world, context) == {"batchItemFailures": []}
 
@@ -66,21 +69,21 @@ def test_dispatches_one_task_per_job(world: World, clients: dict[str, Any], stor
     assert [h["to"] for h in job.history] == ["SUBMITTED", "DISPATCHED"]
 
 
-def test_no_spot_means_on_demand(world: World, clients: dict[str, Any], store: JobStore, context: Any) -> None:
+def test_no_spot_means_on_demand(world: World, clients: dict[str, Any], store: DynamoJobStore, context: Any) -> None:
     send(clients, world, job_body("od-1", spot=False))
     deliver(clients, world, context)
     assert store.get("od-1").capacity_provider == "FARGATE"  # type: ignore[union-attr]
     assert tasks_started_by(clients, "od-1")[0]["capacityProviderName"] == "FARGATE"
 
 
-def test_prefer_on_demand_attribute(world: World, clients: dict[str, Any], store: JobStore, context: Any) -> None:
+def test_prefer_on_demand_attribute(world: World, clients: dict[str, Any], store: DynamoJobStore, context: Any) -> None:
     send(clients, world, job_body("pod-1"), prefer_on_demand={"DataType": "String", "StringValue": "true"})
     deliver(clients, world, context)
     assert store.get("pod-1").capacity_provider == "FARGATE"  # type: ignore[union-attr]
 
 
 def test_job_without_id_gets_a_deterministic_one(
-    world: World, clients: dict[str, Any], store: JobStore, context: Any
+    world: World, clients: dict[str, Any], store: DynamoJobStore, context: Any
 ) -> None:
     record = sqs_record(job_body(None), message_id="6c2b0d8e-2bd4-4f3c-9c39-7e9d3d2a5f11")
     handler(sqs_event([record]), context)
@@ -91,7 +94,9 @@ def test_job_without_id_gets_a_deterministic_one(
     assert json.loads(str(job.spec))["job_id"] == job.job_id
 
 
-def test_duplicate_deliveries_launch_once(world: World, clients: dict[str, Any], store: JobStore, context: Any) -> None:
+def test_duplicate_deliveries_launch_once(
+    world: World, clients: dict[str, Any], store: DynamoJobStore, context: Any
+) -> None:
     body = job_body("dup-1")
     first = sqs_record(body)
     # The same message delivered twice in one batch, plus a second message with the same job id.
@@ -102,7 +107,7 @@ def test_duplicate_deliveries_launch_once(world: World, clients: dict[str, Any],
 
 
 def test_bad_messages_are_rejected_without_failing_the_batch(
-    world: World, clients: dict[str, Any], store: JobStore, context: Any
+    world: World, clients: dict[str, Any], store: DynamoJobStore, context: Any
 ) -> None:
     bad = {
         "malformed": "{not json",
@@ -145,7 +150,7 @@ def test_bad_messages_are_rejected_without_failing_the_batch(
 
 
 def test_bad_duplicate_of_a_good_job_leaves_the_job_alone(
-    world: World, clients: dict[str, Any], store: JobStore, context: Any
+    world: World, clients: dict[str, Any], store: DynamoJobStore, context: Any
 ) -> None:
     send(clients, world, job_body("keep-1"))
     deliver(clients, world, context)
@@ -155,7 +160,7 @@ def test_bad_duplicate_of_a_good_job_leaves_the_job_alone(
 
 
 def test_invalid_internal_attribute_is_rejected(
-    world: World, clients: dict[str, Any], store: JobStore, context: Any
+    world: World, clients: dict[str, Any], store: DynamoJobStore, context: Any
 ) -> None:
     send(clients, world, job_body("attr-1"), attempt={"DataType": "Number", "StringValue": "0"})
     deliver(clients, world, context)
@@ -164,7 +169,7 @@ def test_invalid_internal_attribute_is_rejected(
 
 
 def test_concurrency_cap_defers_with_backoff(
-    world: World, clients: dict[str, Any], store: JobStore, context: Any, monkeypatch: pytest.MonkeyPatch
+    world: World, clients: dict[str, Any], store: DynamoJobStore, context: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from submitter import wiring
 
@@ -186,7 +191,7 @@ def test_concurrency_cap_defers_with_backoff(
 
 
 def test_cap_counts_tasks_already_running_before_the_batch(
-    world: World, clients: dict[str, Any], store: JobStore, context: Any, monkeypatch: pytest.MonkeyPatch
+    world: World, clients: dict[str, Any], store: DynamoJobStore, context: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from submitter import wiring
 
@@ -209,7 +214,7 @@ def test_cap_counts_tasks_already_running_before_the_batch(
 
 
 def test_retry_message_dispatches_the_next_attempt(
-    world: World, clients: dict[str, Any], store: JobStore, context: Any
+    world: World, clients: dict[str, Any], store: DynamoJobStore, context: Any
 ) -> None:
     send(clients, world, job_body("r-1"))
     deliver(clients, world, context)
@@ -227,7 +232,7 @@ def test_retry_message_dispatches_the_next_attempt(
     assert len(clients["ecs"].list_tasks(cluster="training", startedBy="r-1")["taskArns"]) == 2
 
 
-def test_cancel_before_launch(world: World, clients: dict[str, Any], store: JobStore, context: Any) -> None:
+def test_cancel_before_launch(world: World, clients: dict[str, Any], store: DynamoJobStore, context: Any) -> None:
     store.create_if_absent("c-1", state=S.SUBMITTED, attempt=1, now=aws_now(), queue="dispatch")
     store.request_cancel("c-1", now=aws_now())
     handler(sqs_event([sqs_record(job_body("c-1"))]), context)
@@ -236,7 +241,7 @@ def test_cancel_before_launch(world: World, clients: dict[str, Any], store: JobS
 
 
 def test_submitted_record_from_the_cli_is_used(
-    world: World, clients: dict[str, Any], store: JobStore, context: Any
+    world: World, clients: dict[str, Any], store: DynamoJobStore, context: Any
 ) -> None:
     store.create_if_absent("cli-1", state=S.SUBMITTED, attempt=1, now=aws_now(), spec=job_body("cli-1"))
     handler(sqs_event([sqs_record(job_body("cli-1"))]), context)
@@ -255,7 +260,7 @@ class CallCounter:
 
     def attach(self, *services: str) -> CallCounter:
         for service in services:
-            aws.client(service).meta.events.register("before-call.*.*", self)
+            aws_clients.client(service).meta.events.register("before-call.*.*", self)
         return self
 
 
@@ -277,7 +282,7 @@ def test_job_size_overrides_the_task_and_the_trainer_container(
 ) -> None:
     """The task definition sets the trainer's memory (hard limit): the container override must lift it too."""
     requests: list[dict[str, Any]] = []
-    aws.client("ecs").meta.events.register(
+    aws_clients.client("ecs").meta.events.register(
         "before-parameter-build.ecs.RunTask", lambda params, **_: requests.append(params)
     )
     handler(sqs_event([sqs_record(job_body("big-1", cpu=4096, memory=16384))]), context)
@@ -308,7 +313,7 @@ def test_api_calls_for_a_deferral_at_the_cap(
 
 
 def aws_now() -> Any:
-    from common.timeutil import utcnow
+    from jobs.timeutil import utcnow
 
     return utcnow()
 
@@ -337,7 +342,7 @@ class RecordingEcs:
 
 
 def test_gpu_job_uses_the_gpu_capacity_provider(
-    world: World, clients: dict[str, Any], store: JobStore, context: Any, monkeypatch: pytest.MonkeyPatch
+    world: World, clients: dict[str, Any], store: DynamoJobStore, context: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from submitter import wiring
     from submitter.service import Ports
@@ -346,7 +351,7 @@ def test_gpu_job_uses_the_gpu_capacity_provider(
     monkeypatch.setenv("GPU_TASK_DEFINITIONS", json.dumps({"default": "arn:aws:ecs:us-east-1:1:task-definition/gpu:1"}))
     wiring.reset()
     ecs = RecordingEcs()
-    ports = Ports(store=store, ecs=ecs, queues=aws.SqsSender(clients["sqs"]), clock=aws_now)
+    ports = Ports(store=store, ecs=ecs, queues=SqsSender(clients["sqs"]), clock=aws_now)
     handler(sqs_event([sqs_record(job_body("gpu-1", gpu=1, cpu=4096, memory=16384))]), context, ports=ports)
     job = store.get("gpu-1")
     assert job is not None and job.state == S.DISPATCHED and job.capacity_provider == "gpu-spot"

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from common.jobspec import JobSpec
-from common.states import JobState
-from common.store import JobRecord
-from common.timeutil import iso
+from jobs.jobspec import JobSpec
+from jobs.record import JobRecord
+from jobs.states import JobState
+from jobs.timeutil import iso
 from submitter.logic import (
     LAUNCH_LEASE_SECONDS,
     MAX_DEFER_SECONDS,

@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 
-from common.errors import JobSpecInvalid
-from common.jobspec import parse_job_spec
-from common.sweep import array_environment, expand
+from jobs.children import expand
+from jobs.environment import array_environment
+from jobs.errors import JobSpecInvalid
+from jobs.jobspec import parse_job_spec
 
 BASE: dict[str, Any] = {"job_id": "sw", "command": ["python", "train.py", "--lr={{lr}}", "--i={{index}}"]}
 

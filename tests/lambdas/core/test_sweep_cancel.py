@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from common.finished import job_finished
-from common.states import JobState
-from common.store import JobStore
+from aws.job_store import DynamoJobStore
+from jobs.states import JobState
+from lifecycle.finished import job_finished
 from submitter import fanout
 from submitter.fanout import fan_out
 from task_events.accounting import housekeeping
@@ -41,11 +41,11 @@ class Queues:
 
 
 @pytest.fixture
-def store(world: World, clients: dict[str, Any]) -> JobStore:
-    return JobStore(clients["dynamodb"], world.table)
+def store(world: World, clients: dict[str, Any]) -> DynamoJobStore:
+    return DynamoJobStore(clients["dynamodb"], world.table)
 
 
-def run(store: JobStore, queues: Queues, clock: FakeClock, size: int) -> str:
+def run(store: DynamoJobStore, queues: Queues, clock: FakeClock, size: int) -> str:
     spec = fanout.JobSpec.model_validate({"job_id": "sw", "command": ["python", "t.py"], "array": {"size": size}})
     return fan_out(
         spec,
@@ -59,7 +59,7 @@ def run(store: JobStore, queues: Queues, clock: FakeClock, size: int) -> str:
 
 
 def test_a_parent_cancelled_mid_fan_out_settles_when_its_enqueued_children_end(
-    store: JobStore, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+    store: DynamoJobStore, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(fanout, "CHUNK", 10)
     queues = Queues()
@@ -82,7 +82,7 @@ def test_a_parent_cancelled_mid_fan_out_settles_when_its_enqueued_children_end(
 
 
 def test_housekeeping_settles_a_cancelled_submitted_parent_whose_count_was_lost(
-    store: JobStore, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+    store: DynamoJobStore, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(fanout, "CHUNK", 10)
     run(store, Queues(), clock, 30)
@@ -100,7 +100,7 @@ def test_housekeeping_settles_a_cancelled_submitted_parent_whose_count_was_lost(
 
 @pytest.mark.parametrize("size", [30, 10])
 def test_a_cancel_during_a_fan_out_invocation_stops_it_and_never_runs_the_parent(
-    store: JobStore, clock: FakeClock, size: int
+    store: DynamoJobStore, clock: FakeClock, size: int
 ) -> None:
     queues = Queues(on_batch=lambda: store.request_cancel("sw", now=clock()))  # arrives while group 1 is sent
     assert run(store, queues, clock, size) == "JobsCancelled"
@@ -112,7 +112,7 @@ def test_a_cancel_during_a_fan_out_invocation_stops_it_and_never_runs_the_parent
 
 
 def test_a_cancel_after_every_child_succeeded_settles_the_submitted_parent_succeeded(
-    store: JobStore, clock: FakeClock
+    store: DynamoJobStore, clock: FakeClock
 ) -> None:
     def children_end_then_cancel() -> None:  # the last group's children all succeed, then a cancel lands
         for i in range(10):

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from common.states import JobState
-from common.store import JobStore
+from aws.job_store import DynamoJobStore
+from jobs.states import JobState
 from submitter import wiring as submitter_wiring
 from submitter.handler import handler as submitter
 from task_events import wiring as task_events_wiring
@@ -40,7 +40,7 @@ def sweep_world(world: World, monkeypatch: pytest.MonkeyPatch) -> World:
 
 
 def test_sweep_of_50_runs_to_succeeded_without_duplicates(sweep_world: World, clients: dict[str, Any]) -> None:
-    store, sqs = JobStore(clients["dynamodb"], sweep_world.table), clients["sqs"]
+    store, sqs = DynamoJobStore(clients["dynamodb"], sweep_world.table), clients["sqs"]
     parent_message = sqs_record(json.dumps(SWEEP), message_id="parent-message-1")
     submitter(sqs_event([parent_message]), FakeLambdaContext())
     submitter(sqs_event([parent_message]), FakeLambdaContext())  # the same message redelivered
@@ -87,7 +87,7 @@ def test_sweep_of_50_runs_to_succeeded_without_duplicates(sweep_world: World, cl
 
 
 def test_a_failed_child_fails_the_parent_and_is_named(sweep_world: World, clients: dict[str, Any]) -> None:
-    store, sqs = JobStore(clients["dynamodb"], sweep_world.table), clients["sqs"]
+    store, sqs = DynamoJobStore(clients["dynamodb"], sweep_world.table), clients["sqs"]
     document = {
         "job_id": "arr",
         "command": ["python", "t.py"],
@@ -113,7 +113,7 @@ def test_a_failed_child_fails_the_parent_and_is_named(sweep_world: World, client
 
 
 def test_an_invalid_child_rejects_the_parent(sweep_world: World, clients: dict[str, Any]) -> None:
-    store = JobStore(clients["dynamodb"], sweep_world.table)
+    store = DynamoJobStore(clients["dynamodb"], sweep_world.table)
     document = {
         "job_id": "bad",
         "command": ["x" * 1000, "{{p}}" * 200],
@@ -128,7 +128,7 @@ def test_an_invalid_child_rejects_the_parent(sweep_world: World, clients: dict[s
 def test_a_child_the_submitter_rejects_counts_on_its_parent_and_emits_its_metric(
     sweep_world: World, clients: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    store, sqs = JobStore(clients["dynamodb"], sweep_world.table), clients["sqs"]
+    store, sqs = DynamoJobStore(clients["dynamodb"], sweep_world.table), clients["sqs"]
     document = {
         "job_id": "big",
         "command": ["python", "t.py"],

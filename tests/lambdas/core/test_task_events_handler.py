@@ -11,10 +11,12 @@ from typing import Any
 
 import pytest
 
-from common import aws
-from common.states import JobState
-from common.store import JobRecord, JobStore
-from common.timeutil import iso
+from aws import clients as aws_clients
+from aws.job_store import DynamoJobStore
+from aws.sqs import SqsSender
+from jobs.record import JobRecord
+from jobs.states import JobState
+from jobs.timeutil import iso
 from submitter.handler import handler as submitter
 from task_events import wiring
 from task_events.adapters import EcsAdapter
@@ -38,11 +40,11 @@ S = JobState
 
 
 @pytest.fixture
-def store(world: World, clients: dict[str, Any]) -> JobStore:
-    return JobStore(clients["dynamodb"], world.table)
+def store(world: World, clients: dict[str, Any]) -> DynamoJobStore:
+    return DynamoJobStore(clients["dynamodb"], world.table)
 
 
-def launch(job_id: str, store: JobStore, **fields: Any) -> JobRecord:
+def launch(job_id: str, store: DynamoJobStore, **fields: Any) -> JobRecord:
     submitter(sqs_event([sqs_record(job_body(job_id, **fields))]), FakeLambdaContext())
     job = store.get(job_id)
     assert job is not None and job.state == S.DISPATCHED
@@ -69,7 +71,7 @@ def resubmit(clients: dict[str, Any], world: World) -> None:
         pass
 
 
-def test_running_then_success(world: World, clients: dict[str, Any], store: JobStore) -> None:
+def test_running_then_success(world: World, clients: dict[str, Any], store: DynamoJobStore) -> None:
     job = launch("ok-1", store)
     assert on(event(job, "RUNNING")) == {"JobsRunning": 1}
     running = store.get("ok-1")
@@ -80,7 +82,9 @@ def test_running_then_success(world: World, clients: dict[str, Any], store: JobS
     assert [h["to"] for h in done.history] == ["SUBMITTED", "DISPATCHED", "RUNNING", "SUCCEEDED"]
 
 
-def test_failure_retries_then_fails_with_the_reason(world: World, clients: dict[str, Any], store: JobStore) -> None:
+def test_failure_retries_then_fails_with_the_reason(
+    world: World, clients: dict[str, Any], store: DynamoJobStore
+) -> None:
     job = launch("f-1", store, max_attempts=2)
     on(event(job, "RUNNING"))
     assert on(event(job, "STOPPED", exit_code=2)) == {"JobsRetried": 1}
@@ -119,7 +123,7 @@ def _expire_delays() -> None:
         message.visible_at = 0
 
 
-def test_spot_interruption_resubmits_on_demand(world: World, clients: dict[str, Any], store: JobStore) -> None:
+def test_spot_interruption_resubmits_on_demand(world: World, clients: dict[str, Any], store: DynamoJobStore) -> None:
     job = launch("spot-1", store)
     on(event(job, "RUNNING"))
     # The two-minute notice: still RUNNING, desired STOPPED. Nothing happens yet.
@@ -150,7 +154,9 @@ def test_spot_interruption_resubmits_on_demand(world: World, clients: dict[str, 
     assert task["capacityProviderName"] == "FARGATE"
 
 
-def test_capacity_start_failure_resubmits_on_demand(world: World, clients: dict[str, Any], store: JobStore) -> None:
+def test_capacity_start_failure_resubmits_on_demand(
+    world: World, clients: dict[str, Any], store: DynamoJobStore
+) -> None:
     job = launch("cap-1", store)
     stop = event(
         job,
@@ -164,7 +170,7 @@ def test_capacity_start_failure_resubmits_on_demand(world: World, clients: dict[
     assert store.get("cap-1").capacity_provider == "FARGATE"  # type: ignore[union-attr]
 
 
-def test_interruptions_are_bounded(world: World, clients: dict[str, Any], store: JobStore) -> None:
+def test_interruptions_are_bounded(world: World, clients: dict[str, Any], store: DynamoJobStore) -> None:
     launch("spot-2", store)
     for _ in range(MAX_INTERRUPTIONS):
         job = store.get("spot-2")
@@ -177,7 +183,7 @@ def test_interruptions_are_bounded(world: World, clients: dict[str, Any], store:
     assert f"gave up after {MAX_INTERRUPTIONS} interruptions" in str(store.get("spot-2").reason)  # type: ignore[union-attr]
 
 
-def test_out_of_order_and_duplicate_events(world: World, clients: dict[str, Any], store: JobStore) -> None:
+def test_out_of_order_and_duplicate_events(world: World, clients: dict[str, Any], store: DynamoJobStore) -> None:
     job = launch("ooo-1", store)
     stop, run = event(job, "STOPPED", exit_code=0), event(job, "RUNNING")
     for delivered in (stop, run, stop, run):
@@ -187,7 +193,9 @@ def test_out_of_order_and_duplicate_events(world: World, clients: dict[str, Any]
     assert [h["to"] for h in done.history] == ["SUBMITTED", "DISPATCHED", "SUCCEEDED"]
 
 
-def test_duplicate_failure_event_never_launches_twice(world: World, clients: dict[str, Any], store: JobStore) -> None:
+def test_duplicate_failure_event_never_launches_twice(
+    world: World, clients: dict[str, Any], store: DynamoJobStore
+) -> None:
     job = launch("dup-1", store)
     failure = event(job, "STOPPED", exit_code=1)
     assert on(failure) == {"JobsRetried": 1}
@@ -198,7 +206,9 @@ def test_duplicate_failure_event_never_launches_twice(world: World, clients: dic
     assert store.get("dup-1").attempt == 2  # type: ignore[union-attr]
 
 
-def test_stale_events_from_an_old_attempt_are_ignored(world: World, clients: dict[str, Any], store: JobStore) -> None:
+def test_stale_events_from_an_old_attempt_are_ignored(
+    world: World, clients: dict[str, Any], store: DynamoJobStore
+) -> None:
     first = launch("old-1", store)
     on(event(first, "STOPPED", exit_code=1))
     _expire_delays()
@@ -210,7 +220,7 @@ def test_stale_events_from_an_old_attempt_are_ignored(world: World, clients: dic
     assert store.get("old-1").state == S.DISPATCHED  # type: ignore[union-attr]
 
 
-def test_user_stop_after_cancel(world: World, clients: dict[str, Any], store: JobStore) -> None:
+def test_user_stop_after_cancel(world: World, clients: dict[str, Any], store: DynamoJobStore) -> None:
     job = launch("cancel-1", store)
     on(event(job, "RUNNING"))
     store.request_cancel("cancel-1", now=datetime.now(UTC))
@@ -221,7 +231,7 @@ def test_user_stop_after_cancel(world: World, clients: dict[str, Any], store: Jo
     assert store.get("cancel-1").state == S.CANCELLED  # type: ignore[union-attr]
 
 
-def test_events_that_are_not_ours(world: World, clients: dict[str, Any], store: JobStore) -> None:
+def test_events_that_are_not_ours(world: World, clients: dict[str, Any], store: DynamoJobStore) -> None:
     job = launch("x-1", store)
     service_task = task_state_change(
         task_arn="arn:aws:ecs:us-east-1:123456789012:task/training/svc",
@@ -253,9 +263,9 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def ports(world: World, clients: dict[str, Any], store: JobStore, clock: FakeClock) -> Ports:
+def ports(world: World, clients: dict[str, Any], store: DynamoJobStore, clock: FakeClock) -> Ports:
     return Ports(
-        store=store, ecs=EcsAdapter(clients["ecs"], world.cluster), queues=aws.SqsSender(clients["sqs"]), clock=clock
+        store=store, ecs=EcsAdapter(clients["ecs"], world.cluster), queues=SqsSender(clients["sqs"]), clock=clock
     )
 
 
@@ -264,7 +274,7 @@ def reconcile(ports: Ports) -> dict[str, int]:
 
 
 def test_reconcile_stops_timed_out_jobs(
-    world: World, clients: dict[str, Any], store: JobStore, ports: Ports, clock: FakeClock
+    world: World, clients: dict[str, Any], store: DynamoJobStore, ports: Ports, clock: FakeClock
 ) -> None:
     job = launch("slow-1", store, timeout_seconds=600)
     launch("fast-1", store)
@@ -281,7 +291,9 @@ def test_reconcile_stops_timed_out_jobs(
     assert store.get("fast-1").state == S.RUNNING  # type: ignore[union-attr]
 
 
-def test_reconcile_catches_a_missed_stop(world: World, clients: dict[str, Any], store: JobStore, ports: Ports) -> None:
+def test_reconcile_catches_a_missed_stop(
+    world: World, clients: dict[str, Any], store: DynamoJobStore, ports: Ports
+) -> None:
     job = launch("miss-1", store)
     clients["ecs"].stop_task(cluster="training", task=job.task_arn, reason="Essential container in task exited")
     assert reconcile(ports) == {"JobsSucceeded": 1}  # moto reports exit code 0 for its containers
@@ -289,7 +301,7 @@ def test_reconcile_catches_a_missed_stop(world: World, clients: dict[str, Any], 
 
 
 def test_reconcile_handles_a_vanished_task(
-    world: World, clients: dict[str, Any], store: JobStore, ports: Ports, clock: FakeClock
+    world: World, clients: dict[str, Any], store: DynamoJobStore, ports: Ports, clock: FakeClock
 ) -> None:
     now = clock()
     store.create_if_absent(
@@ -311,7 +323,7 @@ def test_reconcile_handles_a_vanished_task(
 
 
 def test_reconcile_resends_lost_retry_messages(
-    world: World, clients: dict[str, Any], store: JobStore, ports: Ports, clock: FakeClock
+    world: World, clients: dict[str, Any], store: DynamoJobStore, ports: Ports, clock: FakeClock
 ) -> None:
     old = clock() - timedelta(seconds=STALE_RETRY_SECONDS + 60)
     store.create_if_absent("lost-1", state=S.SUBMITTED, attempt=1, now=old, spec=job_body("lost-1"), queue="dispatch")
@@ -333,7 +345,7 @@ def test_reconcile_resends_lost_retry_messages(
 
 
 def test_reconcile_describes_up_to_100_tasks_per_call(
-    world: World, clients: dict[str, Any], store: JobStore, ports: Ports, monkeypatch: pytest.MonkeyPatch
+    world: World, clients: dict[str, Any], store: DynamoJobStore, ports: Ports, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MAX_CONCURRENT_TASKS", "200")
     from submitter import wiring as submitter_wiring
@@ -358,11 +370,11 @@ def test_reconcile_describes_up_to_100_tasks_per_call(
 # --- AWS calls per event ----------------------------------------------------------------------------
 
 
-def test_api_calls_per_task_event(world: World, clients: dict[str, Any], store: JobStore) -> None:
+def test_api_calls_per_task_event(world: World, clients: dict[str, Any], store: DynamoJobStore) -> None:
     job = launch("calls-1", store)
     calls: list[str] = []
     for service in ("dynamodb", "ecs", "sqs"):
-        aws.client(service).meta.events.register("before-call.*.*", lambda model, **_: calls.append(model.name))
+        aws_clients.client(service).meta.events.register("before-call.*.*", lambda model, **_: calls.append(model.name))
     on(event(job, "RUNNING"))
     assert calls == ["GetItem", "UpdateItem"]
     calls.clear()
@@ -371,7 +383,7 @@ def test_api_calls_per_task_event(world: World, clients: dict[str, Any], store: 
 
 
 def test_settings_are_read_from_the_environment(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    from common.errors import ConfigError
+    from jobs.errors import ConfigError
 
     monkeypatch.delenv("DISPATCH_QUEUE_URL")
     wiring.reset()
@@ -383,7 +395,9 @@ def test_iso_helper_matches_events() -> None:
     assert iso(datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)) == "2026-01-02T03:04:05.678Z"
 
 
-def test_a_record_with_an_invalid_spec_is_left_alone(world: World, clients: dict[str, Any], store: JobStore) -> None:
+def test_a_record_with_an_invalid_spec_is_left_alone(
+    world: World, clients: dict[str, Any], store: DynamoJobStore
+) -> None:
     now = datetime.now(UTC)
     store.create_if_absent("weird-1", state=S.SUBMITTED, attempt=1, now=now, spec='{"command": "not a list"}')
     store.transition("weird-1", S.DISPATCHED, expected_states=S.SUBMITTED, expected_attempt=1, now=now, task_arn="t")

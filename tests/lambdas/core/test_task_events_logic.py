@@ -9,10 +9,10 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from common.jobspec import JobSpec
-from common.states import JobState
-from common.store import JobRecord
-from common.timeutil import iso
+from jobs.jobspec import JobSpec
+from jobs.record import JobRecord
+from jobs.states import JobState
+from jobs.timeutil import iso
 from task_events.logic import (
     MAX_INTERRUPTIONS,
     MISSING_GRACE_SECONDS,

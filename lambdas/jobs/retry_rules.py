@@ -3,7 +3,7 @@
 A job may list up to 10 rules under ``retry_rules``; each matches on ``exit_code``, ``stop_code`` and
 ``reason`` (globs, every given one must match) and says RETRY or EXIT. The first match wins; then the built-in
 defaults apply; then RETRY. RETRY still uses one of ``max_attempts``. Interruptions (Spot, no capacity, a
-stopped worker) never reach these rules: they retry without using an attempt (``common.retries``).
+stopped worker) never reach these rules: they retry without using an attempt (``jobs.retries``).
 
 Built-in defaults, which users need not write:
 
@@ -15,13 +15,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
-
-if TYPE_CHECKING:
-    from common.jobspec import JobSpec
 
 MAX_RULES = 10
 GLOB = r"^[\x20-\x7e]{1,512}$"
@@ -107,11 +104,3 @@ def evaluate(rules: list[RetryRule], stop: Stop, *, oom_advice: str) -> Verdict:
     if "CannotPullContainerError" in (stop.reason or ""):
         return Verdict(EXIT, "the image could not be pulled; fix the image (not retried)")
     return Verdict(RETRY, "")
-
-
-def memory_advice(spec: JobSpec) -> str:
-    """What to raise after a dedicated job ran out of memory, with the values its cpu size allows."""
-    from common.jobspec import describe_memory_choices
-
-    cpu, memory = spec.cpu, spec.memory
-    return f"raise `memory` in the job spec (now {memory} MiB; allowed for cpu {cpu}: {describe_memory_choices(cpu)})"

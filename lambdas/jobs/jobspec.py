@@ -16,10 +16,11 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from common.errors import FieldError, JobSpecInvalid
-from common.retry_rules import RetryRules
-from common.sweep import ArraySpec, SweepSpec, array_errors
-from common.waiting import MaxWait, max_wait_errors
+from jobs.errors import FieldError, JobSpecInvalid
+from jobs.max_wait import MaxWait, max_wait_errors
+from jobs.retry_rules import RetryRules
+from jobs.sizes import FARGATE_MEMORY, describe_memory_choices
+from jobs.sweep import ArraySpec, SweepSpec, array_errors
 
 JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 IMAGE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -42,18 +43,6 @@ MAX_GPUS = 8
 MAX_NODES = 64
 """Hard bound on a gang's ranks; a deployment sets its own, lower maximum (`autoscaler.max_nodes`)."""
 
-# Valid Fargate task sizes: cpu units -> allowed memory (MiB). From the Fargate "task CPU and memory" table.
-FARGATE_MEMORY: dict[int, tuple[int, ...]] = {
-    256: (512, 1024, 2048),
-    512: tuple(range(1024, 4096 + 1, 1024)),
-    1024: tuple(range(2048, 8192 + 1, 1024)),
-    2048: tuple(range(4096, 16384 + 1, 1024)),
-    4096: tuple(range(8192, 30720 + 1, 1024)),
-    8192: tuple(range(16384, 61440 + 1, 4096)),
-    16384: tuple(range(32768, 122880 + 1, 8192)),
-}
-
-
 _ARRAY_WAIT_FIELDS = (
     "array",
     "sweep",
@@ -67,18 +56,10 @@ _ARRAY_WAIT_FIELDS = (
     "image",
     "gpu",
 )
-"""Fields the array/sweep and max_wait cross-field rules read (common.sweep, common.waiting)."""
+"""Fields the array/sweep and max_wait cross-field rules read (jobs.sweep, jobs.waiting)."""
 
 CROSS_FIELD = "cross_field"
 """Kind of the model-level error; parse_job_spec reports these rules per field itself (see _resource_errors)."""
-
-
-def describe_memory_choices(cpu: int) -> str:
-    """Human-readable allowed memory values for a cpu size, e.g. '2048..8192 in steps of 1024'."""
-    values = FARGATE_MEMORY[cpu]
-    if len(values) <= 3:
-        return ", ".join(str(v) for v in values)
-    return f"{values[0]}..{values[-1]} in steps of {values[1] - values[0]}"
 
 
 def _custom(kind: str, message: str) -> PydanticCustomError:
@@ -106,17 +87,17 @@ class JobSpec(BaseModel):
     tags: dict[str, str] = Field(default_factory=dict)
     checkpoint_uri: Annotated[str, Field(pattern=S3_URI_PATTERN, max_length=1024)] | None = None
     nodes: Annotated[int, Field(ge=1, le=MAX_NODES)] = 1
-    """Ranks of a distributed job: N tasks started together (see common.gang)."""
+    """Ranks of a distributed job: N tasks started together (see jobs.gang)."""
     array: ArraySpec | None = None
     sweep: SweepSpec | None = None
-    """An array job / a sweep: a parent with N children (see common.sweep)."""
+    """An array job / a sweep: a parent with N children (see jobs.sweep)."""
     parent_id: Annotated[str, Field(pattern=JOB_ID_PATTERN)] | None = None
     array_index: Annotated[int, Field(ge=0, lt=10_000)] | None = None
     """Set by the system on the children of an array job or sweep."""
     retry_rules: RetryRules = Field(default_factory=list)
-    """Ordered rules on exit code / stop code / reason: RETRY or EXIT (see common.retry_rules)."""
+    """Ordered rules on exit code / stop code / reason: RETRY or EXIT (see jobs.retry_rules)."""
     max_wait: MaxWait | None = None
-    """Time from submission to start, then ON_DEMAND fallback or FAIL (see common.waiting)."""
+    """Time from submission to start, then ON_DEMAND fallback or FAIL (see jobs.waiting)."""
 
     @field_validator("command")
     @classmethod

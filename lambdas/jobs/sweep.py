@@ -3,7 +3,8 @@
 A parent JobSpec with `array: {size: N}` or a `sweep:` block becomes N children ``<parent>-<index>`` (index
 0..N-1). Each child is the parent's spec without the block, with ``parent_id`` / ``array_index`` set; a sweep
 child also gets each parameter as an environment variable (its name upper-cased) and ``{{name}}`` replaced in
-its command (``{{index}}`` works for both kinds). The submitter adds TRAIN_ARRAY_INDEX and TRAIN_PARENT_ID.
+its command (``{{index}}`` works for both kinds). Expansion: jobs.children; TRAIN_ARRAY_INDEX and
+TRAIN_PARENT_ID: jobs.environment.
 """
 
 from __future__ import annotations
@@ -13,15 +14,12 @@ import math
 import random
 import re
 from collections.abc import Collection, Mapping
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from common.errors import FieldError, JobSpecInvalid
-
-if TYPE_CHECKING:
-    from common.jobspec import JobSpec
+from jobs.errors import FieldError
 
 MIN_CHILDREN = 2
 MAX_CHILDREN = 10_000
@@ -164,48 +162,6 @@ def child_id(parent_id: str, index: int) -> str:
     return f"{parent_id}-{index}"
 
 
-def size_of(spec: JobSpec) -> int:
-    """Children of an array/sweep spec (0 for an ordinary job)."""
-    if spec.array is not None:
-        return spec.array.size
-    return spec.sweep.size if spec.sweep is not None else 0
-
-
-def expand(spec: JobSpec) -> list[JobSpec]:
-    """The children of a parent spec, each validated; JobSpecInvalid names ``children[i].<field>``."""
-    from common.jobspec import parse_job_spec
-
-    if spec.job_id is None:
-        raise ValueError("expand needs a spec with a job_id")
-    points = spec.sweep.points() if spec.sweep is not None else [{}] * size_of(spec)
-    base = spec.model_dump(exclude={"array", "sweep"}, exclude_none=True)
-    children: list[JobSpec] = []
-    errors: list[FieldError] = []
-    for index, point in enumerate(points):
-        values = {**point, "index": index}
-        document = {
-            **base,
-            "job_id": child_id(spec.job_id, index),
-            "parent_id": spec.job_id,
-            "array_index": index,
-            "command": [_render(arg, values) for arg in spec.command],
-            "environment": {**spec.environment, **{env_name(k): format_value(v) for k, v in point.items()}},
-        }
-        try:
-            children.append(parse_job_spec(document))
-        except JobSpecInvalid as exc:
-            errors.extend(FieldError(f"children[{index}].{e.field}", e.message) for e in exc.errors)
-            if len(errors) >= 10:
-                break
-    if errors:
-        raise JobSpecInvalid(errors)
-    return children
-
-
-def _render(arg: str, values: Mapping[str, Scalar]) -> str:
-    return TEMPLATE.sub(lambda m: format_value(values[m.group(1)]) if m.group(1) in values else m.group(0), arg)
-
-
 def array_errors(values: Mapping[str, Any], invalid: Collection[str]) -> list[FieldError]:
     """Cross-field rules of array/sweep/child fields, on raw values (fields valid on their own only)."""
     errors: list[FieldError] = []
@@ -251,10 +207,3 @@ def _sweep_names(sweep: Any) -> list[str]:
         return []
     params = (sweep.get("random") or {}).get("params") if isinstance(sweep.get("random"), Mapping) else {}
     return [*(sweep.get("grid") or {}), *(params or {})]
-
-
-def array_environment(spec: JobSpec) -> dict[str, str]:
-    """TRAIN_ARRAY_INDEX and TRAIN_PARENT_ID for a child (nothing for other jobs); set by the system."""
-    if spec.parent_id is None or spec.array_index is None:
-        return {}
-    return {"TRAIN_ARRAY_INDEX": str(spec.array_index), "TRAIN_PARENT_ID": spec.parent_id}

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from common.errors import FieldError, JobSpecInvalid
+from jobs.errors import FieldError, JobSpecInvalid
 
 ATTEMPT = "attempt"
 PREFER_ON_DEMAND = "prefer_on_demand"

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 FARGATE = "FARGATE"
 FARGATE_SPOT = "FARGATE_SPOT"
-CONTAINER_NAME = "trainer"
-"""The training container's name in every training task definition (contract)."""
 
 
 def is_capacity_reason(text: str | None) -> bool:

@@ -7,46 +7,14 @@ FAILED with the reason it was waiting for. Without max_wait a job waits, always 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from jobs.jobspec import JobSpec
+from jobs.max_wait import FAIL, ON_DEMAND, OnMaxWait
+from jobs.record import JobRecord
+from jobs.timeutil import iso, parse_iso
 
-from common.errors import FieldError
-from common.retry_rules import UpperCase
-from common.timeutil import iso, parse_iso
-
-if TYPE_CHECKING:
-    from common.jobspec import JobSpec
-    from common.store import JobRecord
-
-
-OnMaxWait = Annotated[Literal["ON_DEMAND", "FAIL"], UpperCase]
-ON_DEMAND: OnMaxWait = "ON_DEMAND"
-FAIL: OnMaxWait = "FAIL"
-
-
-class MaxWait(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-    seconds: Annotated[int, Field(ge=60, le=14 * 86400)]
-    action: OnMaxWait = FAIL
-
-
-def max_wait_errors(values: Mapping[str, Any], invalid: Collection[str]) -> list[FieldError]:
-    """ON_DEMAND needs a dedicated Spot job (worker-queue jobs run on the worker service's capacity)."""
-    max_wait = values.get("max_wait")
-    action = max_wait.action if isinstance(max_wait, MaxWait) else None
-    if isinstance(max_wait, Mapping):
-        action = max_wait.get("action", FAIL)
-    if any(f.startswith("max_wait") for f in invalid) or str(action).upper() != ON_DEMAND:
-        return []
-    if values.get("dedicated") is not True:
-        return [FieldError("max_wait.action", "ON_DEMAND needs dedicated: true (worker-queue jobs use the workers)")]
-    if values.get("spot") is False or values.get("gpu"):
-        return [FieldError("max_wait.action", "ON_DEMAND applies to Spot Fargate jobs only (spot: true, no gpu)")]
-    return []
+__all__ = ["FAIL", "ON_DEMAND", "deadline", "expired", "expiry_reason", "fallback_at", "hold_for_spot"]
 
 
 def deadline(spec: JobSpec, job: JobRecord) -> datetime | None:

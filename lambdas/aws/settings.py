@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from common.errors import ConfigError
+from jobs.errors import ConfigError
 
 
 class Env:

@@ -12,16 +12,15 @@ so the Lambdas, the worker and the CLI share it. It never reads the clock: calle
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from common.errors import InvalidTransition, JobStateConflict
-from common.gang import RENDEZVOUS
-from common.states import INITIAL, TERMINAL, JobState, can_transition
-from common.timeutil import iso
-
-BY_STATE_INDEX = "by-state"
+from contracts import STATE_INDEX, TABLE_PARTITION_KEY
+from jobs.errors import InvalidTransition, JobStateConflict
+from jobs.gang import RENDEZVOUS
+from jobs.record import NO_CLAIM, JobRecord
+from jobs.states import INITIAL, TERMINAL, JobState, can_transition
+from jobs.timeutil import iso
 
 
 class DynamoDBClient(Protocol):
@@ -71,59 +70,11 @@ def from_attr(attr: Mapping[str, Any]) -> Any:
     raise TypeError(f"unsupported DynamoDB type {kind}")
 
 
-def _decode_item(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: from_attr(v) for k, v in item.items()}
-
-
-# --- the record --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class JobRecord:
-    job_id: str
-    state: JobState
-    attempt: int
-    spec: str | None = None
-    queue: str | None = None
-    task_arn: str | None = None
-    capacity_provider: str | None = None
-    reason: str | None = None
-    exit_code: int | None = None
-    failures: int = 0
-    interruptions: int = 0
-    cancel_requested: bool = False
-    launch_claim: str | None = None
-    launch_claimed_at: str | None = None
-    submitted_at: str | None = None
-    dispatched_at: str | None = None
-    started_at: str | None = None
-    finished_at: str | None = None
-    updated_at: str | None = None
-    history: tuple[Mapping[str, Any], ...] = ()
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def terminal(self) -> bool:
-        return self.state in TERMINAL
-
-    @classmethod
-    def from_item(cls, item: Mapping[str, Any]) -> JobRecord:
-        data = _decode_item(item)
-        data.setdefault("job_id", data.get("pk"))
-        data.setdefault("attempt", 1)
-        known = {f for f in cls.__dataclass_fields__ if f not in ("extra", "history", "state")}
-        values = {k: data[k] for k in known if k in data and data[k] is not None}
-        extra = {k: v for k, v in data.items() if k not in known and k not in ("pk", "history", "state")}
-        return cls(
-            state=JobState(data["state"]),
-            history=tuple(data.get("history") or ()),
-            extra=extra,
-            **values,
-        )
-
-
-NO_CLAIM = ""
-"""`expected_claim` meaning "the job holds no launch claim" (a real claim is never empty)."""
+def record_from_item(item: Mapping[str, Any]) -> JobRecord:
+    """A JobRecord from a DynamoDB item (attribute values)."""
+    data = {k: from_attr(v) for k, v in item.items()}
+    data.setdefault("job_id", data.get(TABLE_PARTITION_KEY))
+    return JobRecord.from_values(data)
 
 
 def _history_entry(now: str, from_state: str | None, to_state: JobState, reason: str | None) -> dict[str, Any]:
@@ -210,7 +161,7 @@ def _is_conditional_failure(exc: Exception) -> bool:
 
 def _old_item(exc: Exception) -> JobRecord | None:
     item = getattr(exc, "response", {}).get("Item")
-    return JobRecord.from_item(item) if item else None
+    return record_from_item(item) if item else None
 
 
 _STATE_TIMESTAMPS = {
@@ -223,7 +174,7 @@ _STATE_TIMESTAMPS = {
 }
 
 
-class JobStore:
+class DynamoJobStore:
     """DynamoDB adapter for job records. Methods raise JobStateConflict when a conditional write loses."""
 
     def __init__(self, client: DynamoDBClient, table_name: str) -> None:
@@ -235,7 +186,7 @@ class JobStore:
     def get(self, job_id: str) -> JobRecord | None:
         response = self._client.get_item(TableName=self._table, Key={"pk": {"S": job_id}}, ConsistentRead=True)
         item = response.get("Item")
-        return JobRecord.from_item(item) if item else None
+        return record_from_item(item) if item else None
 
     def query_state(
         self, state: JobState, *, updated_before: str | None = None, queue: str | None = None
@@ -250,7 +201,7 @@ class JobStore:
             key += " AND #updated < :before"
         request: dict[str, Any] = {
             "TableName": self._table,
-            "IndexName": BY_STATE_INDEX,
+            "IndexName": STATE_INDEX,
             "KeyConditionExpression": key,
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
@@ -263,7 +214,7 @@ class JobStore:
             response = self._client.query(**request)
             for item in response.get("Items", []):
                 if "#" not in from_attr(item["pk"]):
-                    yield JobRecord.from_item(item)
+                    yield record_from_item(item)
             last = response.get("LastEvaluatedKey")
             if not last:
                 return
@@ -315,7 +266,7 @@ class JobStore:
             if existing is None:  # deleted in between: extremely unlikely, let the caller retry
                 raise JobStateConflict(job_id, "an existing record", None) from None
             return False, existing
-        return True, JobRecord.from_item({k: to_attr(v) for k, v in item.items()})
+        return True, record_from_item({k: to_attr(v) for k, v in item.items()})
 
     def transition(
         self,
@@ -401,7 +352,7 @@ class JobStore:
 
         Without `takeover_from` the job must be unclaimed; with it, the job must still hold that (expired)
         claim, so exactly one consumer recovers an abandoned launch. A cancel request blocks the claim. A gang's
-        rendezvous is removed here, before the launch's rank 0 can publish (common.gang)."""
+        rendezvous is removed here, before the launch's rank 0 can publish (jobs.gang)."""
         update = _Update()
         update.set("launch_claim", claim)
         update.set("launch_claimed_at", iso(now))
@@ -452,7 +403,7 @@ class JobStore:
             while keys:
                 response = self._client.batch_get_item(RequestItems=keys)
                 for item in response.get("Responses", {}).get(self._table, []):
-                    record = JobRecord.from_item(item)
+                    record = record_from_item(item)
                     found[record.job_id] = record
                 keys = dict(response.get("UnprocessedKeys") or {})
         return found
@@ -473,4 +424,4 @@ class JobStore:
             if _is_conditional_failure(exc):
                 raise JobStateConflict(job_id, expected, _old_item(exc)) from None
             raise
-        return JobRecord.from_item(response["Attributes"])
+        return record_from_item(response["Attributes"])

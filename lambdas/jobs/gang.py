@@ -18,9 +18,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from contracts import RENDEZVOUS_ATTRIBUTE
+
 GROUP_PREFIX = "gang:"
 GANG_TASKS = "gang_tasks"
-RENDEZVOUS = "rendezvous"
+RENDEZVOUS = RENDEZVOUS_ATTRIBUTE
 """Record attribute: {"attempt": N, "addr": "10.0.1.23", "port": 29400, "task": rank 0's task ARN} written by
 rank 0 of attempt N."""
 LAUNCH_CLAIM_ENV = "TRAIN_LAUNCH_CLAIM"
@@ -28,13 +30,8 @@ LAUNCH_CLAIM_ENV = "TRAIN_LAUNCH_CLAIM"
 MASTER_TASK_ENV = "TRAIN_MASTER_TASK"
 """Ranks > 0: rank 0's task ARN of the same launch (the only rendezvous they accept)."""
 
-RENDEZVOUS_PORTS = (29400, 29999)
-"""Inclusive port range the ranks of a cluster may reach each other on (the task security group's rule)."""
 MASTER_PORTS = range(29400, 29500)
 """Rank 0 takes a free one at random (on AWS every task has its own address; locally gangs share 127.0.0.1)."""
-EPHEMERAL_PORTS = "29500 29999"
-"""Training tasks' ``net.ipv4.ip_local_port_range``: the ports frameworks listen on for peer connections (gloo,
-NCCL bootstrap) then stay inside RENDEZVOUS_PORTS."""
 
 RENDEZVOUS_COMMAND = ("python", "-m", "worker.rendezvous", "--")
 """Prefix of a rank's command: resolves MASTER_ADDR / MASTER_PORT, then execs the job's command."""

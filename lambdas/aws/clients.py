@@ -6,10 +6,10 @@ boto3 is imported on first use, never at module import (cold-start budget); each
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-from common.errors import AwsCallError, RequestRejected, Throttled, TransientAwsError
+from jobs.errors import AwsCallError, RequestRejected, Throttled, TransientAwsError
 
 # Codes botocore itself treats as throttling (botocore/retries/standard.py), plus ECS/SQS spellings.
 THROTTLING_CODES = frozenset(
@@ -77,49 +77,3 @@ def translate(operation: str, exc: BaseException) -> AwsCallError | None:
     if status >= 500 or code in ("ServerException", "InternalError", "ServiceUnavailable"):
         return TransientAwsError(operation, code, message)
     return RequestRejected(operation, code, message)
-
-
-class SqsSender:
-    """SendMessage to a queue URL, errors translated."""
-
-    def __init__(self, sqs: Any) -> None:
-        self._sqs = sqs
-
-    def send(
-        self,
-        queue_url: str,
-        body: str,
-        attributes: Mapping[str, Mapping[str, str]],
-        *,
-        delay_seconds: int = 0,
-    ) -> str:
-        try:
-            response = self._sqs.send_message(
-                QueueUrl=queue_url,
-                MessageBody=body,
-                MessageAttributes=dict(attributes),
-                DelaySeconds=max(0, min(900, delay_seconds)),
-            )
-        except Exception as exc:
-            error = translate("SendMessage", exc)
-            if error is None:
-                raise
-            raise error from exc
-        return str(response["MessageId"])
-
-    def send_batch(self, queue_url: str, bodies: Sequence[tuple[str, str]]) -> None:
-        """SendMessageBatch of up to 10 (entry id, body) pairs; any entry SQS refused raises TransientAwsError
-        (the caller repeats the batch: consumers are idempotent on the job id)."""
-        try:
-            response = self._sqs.send_message_batch(
-                QueueUrl=queue_url, Entries=[{"Id": entry, "MessageBody": body} for entry, body in bodies]
-            )
-        except Exception as exc:
-            error = translate("SendMessageBatch", exc)
-            if error is None:
-                raise
-            raise error from exc
-        failed = response.get("Failed") or []
-        if failed:
-            detail = "; ".join(f"{f.get('Id')}: {f.get('Code')} {f.get('Message', '')}".strip() for f in failed)
-            raise TransientAwsError("SendMessageBatch", "PartialFailure", detail)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from common.store import JobRecord
+    from jobs.record import JobRecord
 
 
 class TrainingError(Exception):

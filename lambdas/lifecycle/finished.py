@@ -12,9 +12,10 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from common.arrays import on_child_finished
-from common.cost import emf_line
-from common.store import JobRecord, JobStore
+from jobs.cost import emf_line
+from jobs.record import JobRecord
+from lifecycle.parents import on_child_finished
+from lifecycle.ports import JobStore
 
 log = logging.getLogger(__name__)
 

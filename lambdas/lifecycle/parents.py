@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from common.cost import sum_costs
-from common.errors import JobStateConflict
-from common.states import TERMINAL, WAITING, JobState, can_transition
-from common.store import JobRecord, JobStore
-from common.sweep import child_id
+from jobs.cost import sum_costs
+from jobs.errors import JobStateConflict
+from jobs.record import JobRecord
+from jobs.states import TERMINAL, WAITING, JobState, can_transition
+from jobs.sweep import child_id
+from lifecycle.ports import JobStore
 
 KIND = "array"
 MAX_NAMED = 10

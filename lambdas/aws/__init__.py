@@ -1,0 +1,1 @@
+"""AWS adapters: one client factory and one error translation (`clients`), the DynamoDB job store, SQS, ECS."""

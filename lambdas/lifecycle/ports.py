@@ -1,0 +1,96 @@
+"""The lifecycle's ports: what it needs from the world, as small Protocols (adapters in `aws`, fakes in tests).
+
+Every method that writes a job is conditional: it raises JobStateConflict (carrying the record as it is now)
+when the job is no longer where the caller last saw it, and never reads the clock (callers pass `now`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator
+from datetime import datetime
+from typing import Any, Protocol
+
+from jobs.record import JobRecord
+from jobs.states import JobState
+
+
+class JobStore(Protocol):
+    """The jobs table (aws.job_store.DynamoJobStore in AWS)."""
+
+    def get(self, job_id: str) -> JobRecord | None: ...
+
+    def get_many(self, job_ids: Collection[str]) -> dict[str, JobRecord]: ...
+
+    def query_state(
+        self, state: JobState, *, updated_before: str | None = None, queue: str | None = None
+    ) -> Iterator[JobRecord]:
+        """Jobs in `state`, oldest update first, optionally last updated before a timestamp / on one queue."""
+        ...
+
+    def create_if_absent(
+        self,
+        job_id: str,
+        *,
+        state: JobState,
+        attempt: int,
+        now: datetime,
+        spec: str | None = None,
+        queue: str | None = None,
+        reason: str | None = None,
+        **fields: Any,
+    ) -> tuple[bool, JobRecord]:
+        """Create the record in an initial state unless one exists: (created, the record as stored now)."""
+        ...
+
+    def transition(
+        self,
+        job_id: str,
+        to: JobState,
+        *,
+        expected_states: JobState | Collection[JobState],
+        expected_attempt: int,
+        now: datetime,
+        reason: str | None = None,
+        expected_task_arn: str | None = None,
+        expected_claim: str | None = None,
+        **fields: Any,
+    ) -> JobRecord:
+        """Move the job to `to` (a move jobs.states allows), appending to its history; `fields` None removes."""
+        ...
+
+    def annotate(
+        self,
+        job_id: str,
+        *,
+        expected_states: JobState | Collection[JobState],
+        expected_attempt: int,
+        now: datetime,
+        reason: str | None,
+        expected_claim: str | None = None,
+        **fields: Any,
+    ) -> JobRecord:
+        """Update the reason and fields without a state change (same conditions as a transition)."""
+        ...
+
+    def claim_launch(
+        self,
+        job_id: str,
+        *,
+        state: JobState,
+        attempt: int,
+        claim: str,
+        now: datetime,
+        takeover_from: str | None = None,
+    ) -> JobRecord:
+        """Take the launch lease for (job, attempt): unclaimed (or still holding `takeover_from`), no cancel."""
+        ...
+
+    def release_claim(
+        self, job_id: str, *, state: JobState, attempt: int, claim: str, now: datetime, reason: str
+    ) -> JobRecord: ...
+
+    def request_cancel(self, job_id: str, *, now: datetime, reason: str = "cancel requested") -> JobRecord: ...
+
+    def add_to(self, job_id: str, attr: str, amount: int, *, now: datetime) -> JobRecord:
+        """Atomically add `amount` to a number attribute (created at 0)."""
+        ...

@@ -20,12 +20,12 @@ from bench.models import Params, TokenBucket, take_all
 from bench.policies.base import Policy
 from bench.sim import JobRun, Ledger, Message, Sim, Wakeup
 from bench.workloads import Workload
+from jobs.retries import MAX_INTERRUPTIONS
 from scaler.events import Trigger, TriggerKind
 from scaler.logic import reconcile
 from scaler.policy import QueueState, ScalingConfig, ServiceState
 from scaler.ports import ServiceSnapshot
 from submitter.logic import backoff_seconds
-from task_events.logic import MAX_INTERRUPTIONS
 
 
 class OursWorker(Policy):
@@ -156,7 +156,7 @@ class OursDedicated(Policy):
         "submitter: SQS event source (batch, window and MaximumConcurrency as in cdk_app), ListTasks once "
         "per batch for the MAX_CONCURRENT_TASKS cap, one RunTask per job on Fargate Spot (SDK standard retries), "
         "throttled or capped jobs re-sent with submitter.logic.backoff_seconds; task_events re-submits "
-        "a Spot-interrupted job on on-demand (task_events.logic.MAX_INTERRUPTIONS); no idle tasks"
+        "a Spot-interrupted job on on-demand (jobs.retries.MAX_INTERRUPTIONS); no idle tasks"
     )
 
     def __init__(self, sim: Sim, p: Params, rng: np.random.Generator, ledger: Ledger, workload: Workload) -> None:

@@ -6,7 +6,7 @@ boto3 is imported on first use, never at module import (cold-start budget); each
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from jobs.errors import AwsCallError, RequestRejected, Throttled, TransientAwsError
@@ -77,3 +77,14 @@ def translate(operation: str, exc: BaseException) -> AwsCallError | None:
     if status >= 500 or code in ("ServerException", "InternalError", "ServiceUnavailable"):
         return TransientAwsError(operation, code, message)
     return RequestRejected(operation, code, message)
+
+
+def call(operation: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
+    """`fn(**kwargs)` with an AWS error response raised as its domain error (see `translate`)."""
+    try:
+        return fn(**kwargs)
+    except Exception as exc:
+        error = translate(operation, exc)
+        if error is None:
+            raise
+        raise error from exc

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from aws.clients import translate
+from aws.clients import call
 from jobs.errors import TransientAwsError
 
 
@@ -23,32 +23,21 @@ class SqsSender:
         *,
         delay_seconds: int = 0,
     ) -> str:
-        try:
-            response = self._sqs.send_message(
-                QueueUrl=queue_url,
-                MessageBody=body,
-                MessageAttributes=dict(attributes),
-                DelaySeconds=max(0, min(900, delay_seconds)),
-            )
-        except Exception as exc:
-            error = translate("SendMessage", exc)
-            if error is None:
-                raise
-            raise error from exc
+        response = call(
+            "SendMessage",
+            self._sqs.send_message,
+            QueueUrl=queue_url,
+            MessageBody=body,
+            MessageAttributes=dict(attributes),
+            DelaySeconds=max(0, min(900, delay_seconds)),
+        )
         return str(response["MessageId"])
 
     def send_batch(self, queue_url: str, bodies: Sequence[tuple[str, str]]) -> None:
         """SendMessageBatch of up to 10 (entry id, body) pairs; any entry SQS refused raises TransientAwsError
         (the caller repeats the batch: consumers are idempotent on the job id)."""
-        try:
-            response = self._sqs.send_message_batch(
-                QueueUrl=queue_url, Entries=[{"Id": entry, "MessageBody": body} for entry, body in bodies]
-            )
-        except Exception as exc:
-            error = translate("SendMessageBatch", exc)
-            if error is None:
-                raise
-            raise error from exc
+        entries = [{"Id": entry, "MessageBody": body} for entry, body in bodies]
+        response = call("SendMessageBatch", self._sqs.send_message_batch, QueueUrl=queue_url, Entries=entries)
         failed = response.get("Failed") or []
         if failed:
             detail = "; ".join(f"{f.get('Id')}: {f.get('Code')} {f.get('Message', '')}".strip() for f in failed)

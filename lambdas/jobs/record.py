@@ -9,6 +9,9 @@ from typing import Any
 from contracts import TABLE_PARTITION_KEY
 from jobs.states import TERMINAL, JobState
 
+MAX_REASON_CHARS = 1000
+"""A job's `reason` is clipped to this length (it also travels as an SQS message attribute)."""
+
 NO_CLAIM = ""
 """`expected_claim` meaning "the job holds no launch claim" (a real claim is never empty)."""
 
@@ -54,3 +57,8 @@ class JobRecord:
             extra=extra,
             **values,
         )
+
+
+def clip_reason(text: str) -> str:
+    """`text` cut to MAX_REASON_CHARS, with an ellipsis when cut."""
+    return text if len(text) <= MAX_REASON_CHARS else text[: MAX_REASON_CHARS - 3] + "..."

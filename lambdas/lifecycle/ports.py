@@ -6,12 +6,54 @@ when the job is no longer where the caller last saw it, and never reads the cloc
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
 from jobs.record import JobRecord
 from jobs.states import JobState
+
+Clock = Callable[[], datetime]
+"""The only clock: returns an aware UTC datetime (jobs.timeutil.utcnow in AWS, a virtual clock in tests)."""
+
+
+class EcsPort(Protocol):
+    """One cluster's tasks (aws.ecs.EcsAdapter). AWS error responses raise Throttled / TransientAwsError /
+    RequestRejected (jobs.errors)."""
+
+    def run_task(self, request: Mapping[str, Any]) -> Mapping[str, Any]: ...
+
+    def stop_task(self, task_arn: str, reason: str) -> None: ...
+
+    def describe_tasks(self, task_arns: Sequence[str]) -> Mapping[str, Mapping[str, Any]]:
+        """Task ARN -> DescribeTasks item for the tasks ECS still knows (at most 100 ARNs)."""
+        ...
+
+    def count_active(self, families: tuple[str, ...]) -> int:
+        """Training tasks whose desired status is RUNNING (pending or running)."""
+        ...
+
+    def list_running_task_arns(self) -> list[str]: ...
+
+    def list_started_by(self, started_by: str) -> list[str]:
+        """ARNs of every task with desired status RUNNING started by `started_by` (the ranks of a gang)."""
+        ...
+
+    def find_task_started_by(self, started_by: str) -> tuple[str, str | None] | None:
+        """(task ARN, capacity provider) of a task with desired status RUNNING started by `started_by`."""
+        ...
+
+
+class QueuePort(Protocol):
+    """SQS (aws.sqs.SqsSender)."""
+
+    def send(
+        self, queue_url: str, body: str, attributes: Mapping[str, Mapping[str, str]], *, delay_seconds: int = 0
+    ) -> str: ...
+
+    def send_batch(self, queue_url: str, bodies: Sequence[tuple[str, str]]) -> None:
+        """Up to 10 (entry id, body) pairs; raises TransientAwsError if SQS refused any entry."""
+        ...
 
 
 class JobStore(Protocol):

@@ -28,14 +28,16 @@ from typing import Any, Protocol
 from aws_lambda_powertools import Logger
 
 from aws.job_store import DynamoJobStore
+from contracts import DISPATCH_QUEUE
 from jobs import waiting
 from jobs.errors import JobSpecInvalid, JobStateConflict, RequestRejected, Throttled, TransientAwsError
-from jobs.jobspec import Deployment, JobSpec, derive_job_id, guess_job_id, parse_job_spec
+from jobs.jobspec import Deployment, JobSpec, derive_job_id, parse_job_spec
 from jobs.messages import JOB_ID, REASON, DispatchAttributes, dispatch_attributes, read_dispatch_attributes
-from jobs.record import NO_CLAIM, JobRecord
+from jobs.record import NO_CLAIM, JobRecord, clip_reason
 from jobs.states import WAITING, JobState
 from jobs.timeutil import iso
 from lifecycle.finished import job_finished
+from lifecycle.reject import reject, string_attributes
 from submitter.fanout import fan_out, hold_for_spot, is_parent_spec
 from submitter.gang import GangLaunched, GangRefused, GangWaiting, launch_gang, stop_started_by, stop_tasks
 from submitter.logic import (
@@ -59,8 +61,6 @@ from submitter.logic import (
 from submitter.settings import SubmitterSettings
 
 logger = Logger(child=True)
-
-MAX_REASON_CHARS = 1000
 
 
 class Outcome(StrEnum):
@@ -219,7 +219,7 @@ class Batch:
             attempt=meta.attempt,
             now=now,
             spec=spec.to_json(),
-            queue="dispatch",
+            queue=DISPATCH_QUEUE,
             reason=None if room else _deferred_reason(room_reason, backoff_seconds(meta.deferrals, job_id)),
             launch_claim=claim if room else None,
             launch_claimed_at=iso(now) if room else None,
@@ -350,7 +350,7 @@ class Batch:
                 launch_claimed_at=None,
                 exit_code=None,
                 stopped_reason=None,
-                queue="dispatch",
+                queue=DISPATCH_QUEUE,
                 **fields,  # no rendezvous=None: claim_launch cleared it before RunTask; rank 0 may have published
             )
         except JobStateConflict as conflict:
@@ -419,11 +419,11 @@ class Batch:
     def _launch_error(self, job: JobRecord, claim: str, reason: str, spec: JobSpec) -> Outcome:
         """AWS refused the launch (e.g. a missing permission or task definition): the message goes to the DLQ
         with the reason; the job stays waiting with that reason so a redrive after the fix launches it."""
-        reason = _clip(reason)
+        reason = clip_reason(reason)
         self._ports.queues.send(
             self._settings.dispatch_dlq_url,
             spec.to_json(),
-            {**dispatch_attributes(attempt=job.attempt), **_strings({REASON: reason, JOB_ID: job.job_id})},
+            {**dispatch_attributes(attempt=job.attempt), **string_attributes({REASON: reason, JOB_ID: job.job_id})},
         )
         self._release(job, claim, f"{reason} (message sent to the DLQ)")
         logger.error("launch error", extra={"job_id": job.job_id, "reason": reason})
@@ -452,52 +452,21 @@ class Batch:
         return Outcome.CANCELLED if state == JobState.CANCELLED else Outcome.EXPIRED
 
     def _reject(self, message: Message, reason: str, *, attempt: int, job_id: str | None = None) -> Outcome:
-        """DLQ first (with the reason), then the REJECTED record: a crash in between re-runs both (a duplicate
-        DLQ message at worst); the reverse order could lose the DLQ copy."""
         ports = self._ports
-        reason = _clip(reason)
-        job_id = job_id or guess_job_id(message.body) or derive_job_id(message.message_id)
-        ports.queues.send(
-            self._settings.dispatch_dlq_url,
-            message.body or "(empty body)",
-            _strings({REASON: reason, JOB_ID: job_id, "source_message_id": message.message_id}),
-        )
-        now = ports.clock()
-        created, job = ports.store.create_if_absent(
-            job_id,
-            state=JobState.REJECTED,
-            attempt=attempt,
-            now=now,
-            queue="dispatch",
+        job_id = reject(
+            store=ports.store,
+            queues=ports.queues,
+            clock=ports.clock,
+            dlq_url=self._settings.dispatch_dlq_url,
+            queue=DISPATCH_QUEUE,
+            message_id=message.message_id,
+            body=message.body,
             reason=reason,
-            body=message.body[:4096],
+            attempt=attempt,
+            job_id=job_id,
         )
-        if created:
-            job_finished(ports.store, job, now)
-        elif job.state == JobState.SUBMITTED and job.launch_claim is None and job.attempt == attempt:
-            with contextlib.suppress(JobStateConflict):
-                rejected = ports.store.transition(
-                    job_id,
-                    JobState.REJECTED,
-                    expected_states=job.state,
-                    expected_attempt=job.attempt,
-                    now=now,
-                    reason=reason,
-                )
-                job_finished(ports.store, rejected, now)
-        else:
-            logger.warning("invalid message for an existing job left the job alone", extra={"job_state": job.state})
-        logger.warning("rejected", extra={"job_id": job_id, "reason": reason})
+        logger.warning("rejected", extra={"job_id": job_id, "reason": clip_reason(reason)})
         return Outcome.REJECTED
-
-
-def _strings(values: Mapping[str, str]) -> dict[str, dict[str, str]]:
-    """String message attributes (SQS rejects empty values, so those are left out)."""
-    return {k: {"DataType": "String", "StringValue": v} for k, v in values.items() if v}
-
-
-def _clip(text: str) -> str:
-    return text if len(text) <= MAX_REASON_CHARS else text[: MAX_REASON_CHARS - 3] + "..."
 
 
 def _deferred_reason(reason: str, delay: int) -> str:

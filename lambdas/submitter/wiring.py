@@ -5,10 +5,10 @@ from __future__ import annotations
 import functools
 
 from aws import clients as aws_clients
+from aws.ecs import EcsAdapter
 from aws.job_store import DynamoJobStore
 from aws.sqs import SqsSender
 from jobs.timeutil import utcnow
-from submitter.adapters import EcsAdapter
 from submitter.service import Ports
 from submitter.settings import get_settings
 

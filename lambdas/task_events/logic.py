@@ -12,17 +12,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from contracts import CONTAINER_NAME
-from jobs import retries
 from jobs.ecs import is_capacity_reason
 from jobs.jobspec import JobSpec
 from jobs.record import JobRecord
-from jobs.retries import MAX_INTERRUPTIONS
-from jobs.retry_rules import EXIT, Stop, evaluate
+from jobs.retry_rules import Stop
 from jobs.sizes import memory_advice
 from jobs.states import ACTIVE, JobState
 from jobs.timeutil import iso, parse_iso
+from lifecycle.outcomes import Finish, Retry, after_failure, after_interruption, after_stop
 
-RETRY_BASE_DELAY_SECONDS = 30
 MISSING_GRACE_SECONDS = 300
 """A task DescribeTasks cannot find is only declared lost this long after dispatch (ECS reads are eventually
 consistent right after RunTask)."""
@@ -93,24 +91,6 @@ class MarkRunning:
 
 
 @dataclass(frozen=True)
-class Finish:
-    state: JobState
-    reason: str | None
-    exit_code: int | None = None
-
-
-@dataclass(frozen=True)
-class Retry:
-    reason: str
-    next_attempt: int
-    failures: int
-    interruptions: int
-    prefer_on_demand: bool
-    delay_seconds: int
-    exit_code: int | None = None
-
-
-@dataclass(frozen=True)
 class ResendRetry:
     """The job is already RETRYING: (re)send its dispatch message, which is idempotent."""
 
@@ -153,43 +133,6 @@ def timeout_reason(job: JobRecord, spec: JobSpec) -> str:
     return f"timeout: attempt {job.attempt} ran longer than timeout_seconds={spec.timeout_seconds} (since {since})"
 
 
-def _prefers_on_demand(job: JobRecord) -> bool:
-    return bool(job.extra.get("prefer_on_demand"))
-
-
-def after_failure(job: JobRecord, spec: JobSpec, what: str, exit_code: int | None) -> Finish | Retry:
-    """A failed attempt uses one of the job's max_attempts (jobs.retries)."""
-    verdict = retries.after_failure(job.failures, spec.max_attempts, base_delay_seconds=RETRY_BASE_DELAY_SECONDS)
-    used = f"{verdict.count} of max_attempts={spec.max_attempts}"
-    if verdict.give_up:
-        return Finish(JobState.FAILED, f"attempt {job.attempt} failed ({what}); no attempts left ({used})", exit_code)
-    return Retry(
-        reason=f"attempt {job.attempt} failed ({what}); retrying ({used} used)",
-        next_attempt=job.attempt + 1,
-        failures=verdict.count,
-        interruptions=job.interruptions,
-        prefer_on_demand=_prefers_on_demand(job),
-        delay_seconds=verdict.delay_seconds,
-        exit_code=exit_code,
-    )
-
-
-def after_interruption(job: JobRecord, what: str) -> Finish | Retry:
-    """Spot interruption or no capacity to start: re-submit on on-demand; bounded by MAX_INTERRUPTIONS."""
-    verdict = retries.after_interruption(job.interruptions)
-    if verdict.give_up:
-        return Finish(JobState.FAILED, f"attempt {job.attempt} {what}; gave up after {MAX_INTERRUPTIONS} interruptions")
-    return Retry(
-        reason=f"attempt {job.attempt} {what}; re-submitting on on-demand capacity "
-        f"(interruption {verdict.count} of {MAX_INTERRUPTIONS})",
-        next_attempt=job.attempt + 1,
-        failures=job.failures,
-        interruptions=verdict.count,
-        prefer_on_demand=True,
-        delay_seconds=0,
-    )
-
-
 def decide_stopped(job: JobRecord, spec: JobSpec, task: TaskView, *, now: datetime) -> Finish | Retry:
     """The job's current task has stopped: success, failure (retry or not), interruption, cancel, timeout."""
     what = describe_stop(task)
@@ -215,16 +158,11 @@ def decide_stopped(job: JobRecord, spec: JobSpec, task: TaskView, *, now: dateti
 
 
 def after_failed_stop(job: JobRecord, spec: JobSpec, task: TaskView, what: str) -> Finish | Retry:
-    """A task that stopped without success (not interrupted, cancelled or stopped by a user): the job's retry
-    rules and the built-in defaults (jobs.retry_rules) decide between failing now and after_failure. Used for
-    a single task and for the failed rank of a gang alike."""
+    """A task that stopped without success (not interrupted, cancelled or stopped by a user): the retry rules
+    decide (lifecycle.outcomes.after_stop). Used for a single task and for the failed rank of a gang alike."""
     reasons = "; ".join(r for r in (task.stopped_reason, task.container_reason) if r) or None
-    rule = evaluate(
-        spec.retry_rules, Stop(task.exit_code, task.stop_code, reasons), oom_advice=memory_advice(spec.cpu, spec.memory)
-    )
-    if rule.action == EXIT:
-        return Finish(JobState.FAILED, f"attempt {job.attempt} failed ({what}); {rule.why}", task.exit_code)
-    return after_failure(job, spec, what, task.exit_code)
+    stop = Stop(task.exit_code, task.stop_code, reasons)
+    return after_stop(job, spec, stop, what, oom_advice=memory_advice(spec.cpu, spec.memory))
 
 
 def decide_task(job: JobRecord, spec: JobSpec, task: TaskView, *, now: datetime) -> Action:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import functools
 
 from aws import clients as aws_clients
+from aws.ecs import EcsAdapter
 from aws.job_store import DynamoJobStore
 from aws.sqs import SqsSender
 from jobs.timeutil import utcnow
-from task_events.adapters import EcsAdapter
 from task_events.service import Ports
 from task_events.settings import get_settings
 

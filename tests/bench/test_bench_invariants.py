@@ -13,7 +13,7 @@ from bench.results import Result
 from bench.runner import simulate
 from bench.sim import Sim, Wakeup
 from bench.workloads import Workload, build
-from task_events.logic import MAX_INTERRUPTIONS
+from jobs.retries import MAX_INTERRUPTIONS
 
 HOURS = 1.0
 SEED = 7

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
+from aws.ecs import EcsAdapter
 from aws.job_store import DynamoJobStore
 from jobs.record import JobRecord
 from jobs.states import JobState
-from submitter.adapters import EcsAdapter
 from submitter.handler import handler as submitter
 from submitter.service import Ports
 from task_events.handler import handler as task_events

@@ -8,19 +8,18 @@ from typing import Any
 
 import pytest
 
+from aws.ecs import EcsAdapter
 from aws.job_store import DynamoJobStore
 from aws.sqs import SqsSender
 from jobs.jobspec import parse_job_spec
 from jobs.states import JobState
 from jobs.timeutil import parse_iso
 from submitter import wiring as submitter_wiring
-from submitter.adapters import EcsAdapter as SubmitterEcs
 from submitter.fanout import hold_for_spot
 from submitter.handler import handler as submitter
 from submitter.logic import FARGATE, FARGATE_SPOT, LaunchConfig, plan_launch
 from submitter.service import Ports as SubmitterPorts
 from task_events import wiring as task_events_wiring
-from task_events.adapters import EcsAdapter
 from task_events.handler import handler as task_events
 from task_events.service import Ports
 from tests.lambdas.core.conftest import FakeClock
@@ -183,7 +182,7 @@ def test_submitter_fails_a_redelivered_job_past_its_max_wait(
     submitter_wiring.reset()
     launch(store, "first")
     ports = SubmitterPorts(
-        store=store, ecs=SubmitterEcs(clients["ecs"], world.cluster), queues=SqsSender(clients["sqs"]), clock=clock
+        store=store, ecs=EcsAdapter(clients["ecs"], world.cluster), queues=SqsSender(clients["sqs"]), clock=clock
     )
     record = sqs_record(job_body("late", max_wait={"seconds": 60}))
     assert submitter(sqs_event([record]), FakeLambdaContext(), ports=ports) == {"batchItemFailures": []}
@@ -197,7 +196,7 @@ def test_a_dispatched_job_redelivered_after_its_max_wait_is_left_running(
     store: DynamoJobStore, world: World, clients: dict[str, Any], clock: FakeClock
 ) -> None:
     ports = SubmitterPorts(
-        store=store, ecs=SubmitterEcs(clients["ecs"], world.cluster), queues=SqsSender(clients["sqs"]), clock=clock
+        store=store, ecs=EcsAdapter(clients["ecs"], world.cluster), queues=SqsSender(clients["sqs"]), clock=clock
     )
     record = sqs_record(job_body("started", max_wait={"seconds": 60}))
     assert submitter(sqs_event([record]), FakeLambdaContext(), ports=ports) == {"batchItemFailures": []}
@@ -223,7 +222,7 @@ def test_jobs_the_submitter_ends_emit_one_metric_each(
     submitter_wiring.reset()
     launch(store, "first")
     ports = SubmitterPorts(
-        store=store, ecs=SubmitterEcs(clients["ecs"], world.cluster), queues=SqsSender(clients["sqs"]), clock=clock
+        store=store, ecs=EcsAdapter(clients["ecs"], world.cluster), queues=SqsSender(clients["sqs"]), clock=clock
     )
     late, stopped = sqs_record(job_body("late", max_wait={"seconds": 60})), sqs_record(job_body("stopped"))
     invalid = sqs_record(job_body("invalid", cpu=3))

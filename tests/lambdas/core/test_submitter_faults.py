@@ -15,12 +15,12 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 from aws import clients as aws_clients
+from aws.ecs import EcsAdapter
 from aws.job_store import DynamoJobStore
 from aws.sqs import SqsSender
 from jobs.errors import RequestRejected, Throttled, TransientAwsError
 from jobs.record import JobRecord
 from jobs.states import JobState
-from submitter.adapters import EcsAdapter
 from submitter.handler import handler
 from submitter.logic import LAUNCH_LEASE_SECONDS
 from submitter.service import Ports

@@ -12,16 +12,17 @@ from typing import Any
 import pytest
 
 from aws import clients as aws_clients
+from aws.ecs import EcsAdapter
 from aws.job_store import DynamoJobStore
 from aws.sqs import SqsSender
 from jobs.record import JobRecord
+from jobs.retries import MAX_INTERRUPTIONS
 from jobs.states import JobState
 from jobs.timeutil import iso
 from submitter.handler import handler as submitter
 from task_events import wiring
-from task_events.adapters import EcsAdapter
 from task_events.handler import handler
-from task_events.logic import MAX_INTERRUPTIONS, STALE_RETRY_SECONDS
+from task_events.logic import STALE_RETRY_SECONDS
 from task_events.service import Ports
 from tests.lambdas.core.conftest import FakeClock
 from tests.lambdas.core.helpers import (

@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 
 from jobs.jobspec import JobSpec
 from jobs.record import JobRecord
+from jobs.retries import MAX_INTERRUPTIONS
 from jobs.states import JobState
 from jobs.timeutil import iso
 from task_events.logic import (
-    MAX_INTERRUPTIONS,
     MISSING_GRACE_SECONDS,
     Finish,
     Ignore,

@@ -23,7 +23,6 @@ _BY_DAYS = {
     1827: logs.RetentionDays.FIVE_YEARS,
     3653: logs.RetentionDays.TEN_YEARS,
 }
-ALLOWED_DAYS = tuple(_BY_DAYS)
 
 
 def retention(days: int) -> logs.RetentionDays:

@@ -12,10 +12,9 @@ from jobs.errors import ConfigError
 
 T = TypeVar("T")
 
-SPOT_NOTICE_SECONDS = 120
-"""Fargate Spot sends SIGTERM 2 minutes before stopping a task; a container's stopTimeout is at most 120 s."""
 MAX_GRACE_SECONDS = 110
-"""The grace must leave the worker a few seconds to requeue and record before SIGKILL at stopTimeout."""
+"""Fargate Spot sends SIGTERM 2 minutes before stopping a task and a container's stopTimeout is at most 120 s:
+the grace leaves the worker a few seconds to requeue and record before SIGKILL."""
 MAX_VISIBILITY_SECONDS = 43200
 """SQS: a visibility timeout is at most 12 hours."""
 

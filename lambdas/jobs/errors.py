@@ -50,12 +50,6 @@ class InvalidTransition(TrainingError, ValueError):
     """A transition the state machine forbids (a programming error, never a race)."""
 
 
-class JobNotFound(TrainingError):
-    def __init__(self, job_id: str) -> None:
-        super().__init__(f"job {job_id!r} not found")
-        self.job_id = job_id
-
-
 class JobStateConflict(TrainingError):
     """A conditional write lost: the job is no longer in the expected state/attempt/task.
 

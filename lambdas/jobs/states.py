@@ -50,12 +50,3 @@ INITIAL: frozenset[JobState] = frozenset({S.SUBMITTED, S.REJECTED})
 def can_transition(current: JobState, target: JobState) -> bool:
     """True when `current -> target` is a forward move the state machine allows."""
     return target in TRANSITIONS[current]
-
-
-def predecessors(target: JobState) -> frozenset[JobState]:
-    """Every state from which `target` may be reached."""
-    return frozenset(s for s, nxt in TRANSITIONS.items() if target in nxt)
-
-
-def is_terminal(state: JobState) -> bool:
-    return state in TERMINAL

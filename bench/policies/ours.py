@@ -2,8 +2,8 @@
 
 Two paths, two rows:
 
-* worker service: the scaler Lambda's real code (``scaler.logic.reconcile`` over
-  ``scaler.policy.decide``, imported unmodified from ``lambdas/``) sets the desired count on
+* worker service: the scaler Lambda's real code (``lifecycle.scaling.reconcile`` over
+  ``lifecycle.scaling_policy.decide``, imported unmodified from ``lambdas/``) sets the desired count on
   every nudge (sent on submit), every 60 s reconciliation and every backlog-alarm state change.
   Workers protect their task while busy and return their message at once on SIGTERM.
 * dedicated tasks: the submitter launches one task per job with RunTask (Fargate Spot first)
@@ -21,10 +21,8 @@ from bench.policies.base import Policy
 from bench.sim import JobRun, Ledger, Message, Sim, Wakeup
 from bench.workloads import Workload
 from jobs.retries import MAX_INTERRUPTIONS
-from scaler.events import Trigger, TriggerKind
-from scaler.logic import reconcile
-from scaler.policy import QueueState, ScalingConfig, ServiceState
-from scaler.ports import ServiceSnapshot
+from lifecycle.scaling import ServiceSnapshot, Trigger, TriggerKind, reconcile
+from lifecycle.scaling_policy import QueueState, ScalingConfig, ServiceState
 from submitter.logic import backoff_seconds
 
 
@@ -32,7 +30,7 @@ class OursWorker(Policy):
     name = "ours_worker"
     label = "event-driven (worker service)"
     summary = (
-        "scaler Lambda code from lambdas/scaler (reconcile + decide), triggered by a nudge on submit, "
+        "scaler Lambda code from lambdas/lifecycle (reconcile + decide), triggered by a nudge on submit, "
         "a 60 s schedule and backlog-alarm state changes; min 0, 1 job per worker, scale-in grace 300 s, "
         "task protection while busy, message returned on SIGTERM (an interruption: the job gives up after "
         "MAX_INTERRUPTIONS); the default JobSpec (dedicated=false) path"
@@ -105,7 +103,7 @@ class OursWorker(Policy):
 
 
 class _QueuePort:
-    """scaler.ports.QueuePort over the simulated worker queue (GetQueueAttributes)."""
+    """lifecycle.scaling.QueueDepthPort over the simulated worker queue (GetQueueAttributes)."""
 
     def __init__(self, owner: OursWorker) -> None:
         self.owner = owner
@@ -119,7 +117,7 @@ class _QueuePort:
 
 
 class _ServicePort:
-    """scaler.ports.ServicePort over the simulated service; the surplus clock is a tag on it."""
+    """lifecycle.scaling.WorkerServicePort over the simulated service; the surplus clock is a tag on it."""
 
     def __init__(self, owner: OursWorker) -> None:
         self.owner = owner

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 
 from jobs.errors import ConfigError
@@ -32,6 +33,24 @@ class Env:
             raise ConfigError(name, f"must be >= {minimum}, got {value}")
         if maximum is not None and value > maximum:
             raise ConfigError(name, f"must be <= {maximum}, got {value}")
+        return value
+
+    def integer_between(self, name: str, minimum: int, maximum: int) -> int:
+        """An integer in [minimum, maximum]; out of range, the error states the whole range."""
+        value = self.integer(name)
+        if not minimum <= value <= maximum:
+            raise ConfigError(name, f"must be between {minimum} and {maximum}, got {value}")
+        return value
+
+    def seconds(self, name: str, *, maximum: float) -> float:
+        """A finite number of seconds in [0, maximum] (fractions allowed)."""
+        text = self.text(name)
+        try:
+            value = float(text)
+        except ValueError:
+            raise ConfigError(name, f"must be a number of seconds, got {text!r}") from None
+        if not (math.isfinite(value) and 0 <= value <= maximum):
+            raise ConfigError(name, f"must be between 0 and {maximum:g} seconds, got {text!r}")
         return value
 
     def csv(self, name: str) -> tuple[str, ...]:

@@ -1,4 +1,4 @@
-"""The SQS adapter: SendMessage and SendMessageBatch with errors translated to domain errors."""
+"""The SQS adapters: SendMessage / SendMessageBatch, and the queue depth the scaler reads; errors translated."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 from aws.clients import call
 from jobs.errors import TransientAwsError
+from lifecycle.scaling_policy import QueueState
 
 
 class SqsSender:
@@ -42,3 +43,28 @@ class SqsSender:
         if failed:
             detail = "; ".join(f"{f.get('Id')}: {f.get('Code')} {f.get('Message', '')}".strip() for f in failed)
             raise TransientAwsError("SendMessageBatch", "PartialFailure", detail)
+
+
+class SqsQueueDepth:
+    """The scaler's QueueDepthPort: one queue's visible, in-flight and delayed counts (GetQueueAttributes)."""
+
+    ATTRIBUTES = (
+        "ApproximateNumberOfMessages",
+        "ApproximateNumberOfMessagesNotVisible",
+        "ApproximateNumberOfMessagesDelayed",
+    )
+
+    def __init__(self, sqs: Any, queue_url: str) -> None:
+        self._sqs = sqs
+        self._url = queue_url
+
+    def read(self) -> QueueState:
+        response = call(
+            "GetQueueAttributes",
+            self._sqs.get_queue_attributes,
+            QueueUrl=self._url,
+            AttributeNames=list(self.ATTRIBUTES),
+        )
+        values = response.get("Attributes", {})
+        visible, in_flight, delayed = (int(values.get(name, 0)) for name in self.ATTRIBUTES)
+        return QueueState(visible=visible, in_flight=in_flight, delayed=delayed)

@@ -83,3 +83,11 @@ class TransientAwsError(AwsCallError):
 
 class RequestRejected(AwsCallError):
     """AWS refused the request (4xx other than throttling): retrying the same request will not help."""
+
+
+class QueueNotFound(RequestRejected):
+    """The SQS queue a request names does not exist (or the caller may not see it)."""
+
+
+class ServiceNotFound(RequestRejected):
+    """The ECS service or its cluster does not exist, or the service is not ACTIVE."""

@@ -1,5 +1,5 @@
-"""What woke the scaler. Every trigger leads to the same reconciliation from live state;
-the trigger is parsed only to say in the decision log why the scaler ran.
+"""What woke the scaler, read from its EventBridge event. Every trigger leads to the same reconciliation
+from live state; the trigger is parsed only to say in the decision log why the scaler ran.
 
 Shapes (EventBridge envelope: ``source``, ``detail-type``, ``detail``, ``resources``, ``id``):
 
@@ -17,36 +17,16 @@ reconciliation: harmless, because the decision depends only on live state.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from contracts import NUDGE_DETAIL_TYPE, NUDGE_SOURCE
-
-
-class TriggerKind(StrEnum):
-    ALARM = "alarm"
-    SCHEDULE = "schedule"
-    NUDGE = "nudge"
-    MANUAL = "manual"
-
+from lifecycle.scaling import Trigger, TriggerKind
 
 _KINDS: dict[tuple[str | None, str | None], TriggerKind] = {
     ("aws.cloudwatch", "CloudWatch Alarm State Change"): TriggerKind.ALARM,
     ("aws.events", "Scheduled Event"): TriggerKind.SCHEDULE,
     (NUDGE_SOURCE, NUDGE_DETAIL_TYPE): TriggerKind.NUDGE,
 }
-
-
-@dataclass(frozen=True)
-class Trigger:
-    kind: TriggerKind
-    event_id: str | None = None
-    name: str | None = None  # alarm name, schedule rule ARN or nudge reason
-    state: str | None = None  # alarm state (ALARM / OK / INSUFFICIENT_DATA)
-
-    def as_log(self) -> dict[str, str | None]:
-        return {"kind": self.kind, "event_id": self.event_id, "name": self.name, "state": self.state}
 
 
 def parse_trigger(event: Any) -> Trigger:

@@ -1,7 +1,7 @@
 """Scaler Lambda: sets the worker service's desired count from live queue depth.
 
 Triggers: CloudWatch alarm state changes, an EventBridge schedule (reconciliation) and
-"Scale Nudge" events; all lead to the same decision from live state (scaler.logic).
+"Scale Nudge" events; all lead to the same decision from live state (lifecycle.scaling).
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from scaler.deps import Deps, default_deps
-from scaler.errors import ScalerError
+from jobs.errors import TrainingError
+from lifecycle.scaling import reconcile
 from scaler.events import parse_trigger
-from scaler.logic import reconcile
 from scaler.telemetry import report_decision, report_failure
+from scaler.wiring import Ports, default_ports, get_settings
 
 logger = Logger()
 metrics = Metrics()
@@ -23,19 +23,16 @@ metrics = Metrics()
 
 @metrics.log_metrics
 @logger.inject_lambda_context
-def handler(event: dict[str, Any], context: LambdaContext, deps: Deps | None = None) -> dict[str, Any]:
+def handler(event: dict[str, Any], context: LambdaContext, ports: Ports | None = None) -> dict[str, Any]:
     trigger = parse_trigger(event)
     try:
-        deps = deps or default_deps()
-        metrics.namespace = deps.settings.metrics_namespace
+        settings = get_settings()
+        metrics.namespace = settings.metrics_namespace
+        ports = ports or default_ports()
         outcome = reconcile(
-            trigger=trigger,
-            config=deps.settings.scaling,
-            queue=deps.queue,
-            service=deps.service,
-            now=deps.clock(),
+            trigger=trigger, config=settings.scaling, queue=ports.queue, service=ports.service, now=ports.clock()
         )
-    except ScalerError as error:
+    except TrainingError as error:
         report_failure(error, trigger, logger, metrics)
         raise
     report_decision(outcome, logger, metrics)

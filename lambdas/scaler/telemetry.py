@@ -11,9 +11,8 @@ from __future__ import annotations
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from scaler.errors import ConfigError, ScalerError
-from scaler.events import Trigger
-from scaler.logic import Outcome
+from jobs.errors import ConfigError, TrainingError
+from lifecycle.scaling import Outcome, Trigger
 
 
 def report_decision(outcome: Outcome, logger: Logger, metrics: Metrics) -> None:
@@ -24,7 +23,7 @@ def report_decision(outcome: Outcome, logger: Logger, metrics: Metrics) -> None:
     logger.info("scaling decision", extra=outcome.as_log())
 
 
-def report_failure(error: ScalerError, trigger: Trigger, logger: Logger, metrics: Metrics) -> None:
+def report_failure(error: TrainingError, trigger: Trigger, logger: Logger, metrics: Metrics) -> None:
     if not isinstance(error, ConfigError):  # without settings there may be no metrics namespace
         metrics.add_metric(name="ScalerErrors", unit=MetricUnit.Count, value=1)
         metrics.add_metadata(key="trigger", value=str(trigger.kind))

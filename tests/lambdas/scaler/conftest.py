@@ -45,18 +45,11 @@ def aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(autouse=True)
 def fresh_process_caches() -> Iterator[None]:
     """Settings, dependencies and clients are cached per process; each test is a cold start."""
-    from scaler.adapters import aws_client
-    from scaler.deps import default_deps
-    from scaler.settings import load_settings
+    from scaler.wiring import reset
 
-    def clear() -> None:
-        load_settings.cache_clear()
-        default_deps.cache_clear()
-        aws_client.cache_clear()
-
-    clear()
+    reset()
     yield
-    clear()
+    reset()
 
 
 @pytest.fixture

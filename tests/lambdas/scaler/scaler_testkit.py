@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import boto3
@@ -265,9 +265,9 @@ class Scaler:
 
     def clients(self) -> tuple[Any, Any]:
         """The scaler's process-wide clients (created on first use), with the counter attached."""
-        from scaler.adapters import aws_client
+        from scaler import wiring
 
-        clients = aws_client("sqs"), aws_client("ecs")
+        clients = wiring.client("sqs"), wiring.client("ecs")
         for client in clients:
             if id(client) not in self._attached:
                 self.counter.attach(client)
@@ -275,18 +275,10 @@ class Scaler:
         return clients
 
     def __call__(self, event: Any, *, now: float) -> dict[str, Any]:
-        from scaler.adapters import EcsService, SqsQueue
-        from scaler.deps import Deps
         from scaler.handler import handler
-        from scaler.settings import load_settings
+        from scaler.wiring import default_ports
 
         self.clients()
-        settings = load_settings()
-        deps = Deps(
-            settings=settings,
-            queue=SqsQueue(settings.queue_url),
-            service=EcsService(settings.cluster_name, settings.service_name),
-            clock=lambda: now,
-        )
+        ports = replace(default_ports(), clock=lambda: now)
         self.counter.reset()
-        return handler(event, self.context, deps=deps)
+        return handler(event, self.context, ports=ports)

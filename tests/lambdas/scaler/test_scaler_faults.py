@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from moto import mock_aws
 from scaler_testkit import GRACE_S, CallCounter, Scaler, World, build_world, scaler_environment
 
-from scaler.adapters import CLOCK_TAG
-from scaler.errors import Throttled
+from aws.ecs_service import CLOCK_TAG
+from jobs.errors import Throttled
 
 T0 = 1_764_064_800.0
 MAX_WORKERS = 10
@@ -73,11 +73,11 @@ def no_backoff_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_clients_use_standard_retry_mode(world: World) -> None:
-    from scaler.adapters import aws_client
+    from scaler.wiring import client
 
     for name in ("sqs", "ecs"):
-        assert aws_client(name).meta.config.retries == {"mode": "standard", "total_max_attempts": 4}
-        assert aws_client(name) is aws_client(name)  # created once
+        assert client(name).meta.config.retries == {"mode": "standard", "total_max_attempts": 4}
+        assert client(name) is client(name)  # created once
 
 
 def test_throttled_update_is_retried_and_lands(world: World, scaler: Scaler, events: Any) -> None:
@@ -167,13 +167,9 @@ def test_random_walk_with_throttling_keeps_bounds_and_budget(
     lambda_context: Any,
     events: Any,
 ) -> None:
-    from scaler.adapters import aws_client
-    from scaler.deps import default_deps
-    from scaler.settings import load_settings
+    from scaler.wiring import reset
 
-    load_settings.cache_clear()
-    default_deps.cache_clear()
-    aws_client.cache_clear()
+    reset()
     with mock_aws():
         world = build_world()
         for name, value in scaler_environment(world.queue_url).items():

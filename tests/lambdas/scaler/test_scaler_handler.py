@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from scaler_testkit import GRACE_S, Scaler, World
 
-from scaler.adapters import CLOCK_TAG
+from aws.ecs_service import CLOCK_TAG
 
 T0 = 1_764_064_800.0
 
@@ -186,7 +186,7 @@ def test_bad_settings_fail_loudly_naming_the_variable(
     value: str | None,
     message: str,
 ) -> None:
-    from scaler.errors import ConfigError
+    from jobs.errors import ConfigError
     from scaler.handler import handler
 
     if value is None:
@@ -202,7 +202,7 @@ def test_bad_settings_fail_loudly_naming_the_variable(
 
 
 def test_missing_queue_is_a_typed_error(world: World, scaler: Scaler, events: Any, stdout: Any) -> None:
-    from scaler.errors import QueueNotFound
+    from jobs.errors import QueueNotFound
 
     world.sqs.delete_queue(QueueUrl=world.queue_url)
     with pytest.raises(QueueNotFound):
@@ -213,7 +213,7 @@ def test_missing_queue_is_a_typed_error(world: World, scaler: Scaler, events: An
 
 
 def test_missing_service_is_a_typed_error(world: World, scaler: Scaler, events: Any) -> None:
-    from scaler.errors import ServiceNotFound
+    from jobs.errors import ServiceNotFound
 
     world.ecs.delete_service(cluster="training", service="worker", force=True)
     with pytest.raises(ServiceNotFound):
@@ -223,7 +223,7 @@ def test_missing_service_is_a_typed_error(world: World, scaler: Scaler, events: 
 def test_missing_cluster_is_a_typed_error(
     world: World, scaler: Scaler, events: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from scaler.errors import ServiceNotFound
+    from jobs.errors import ServiceNotFound
 
     monkeypatch.setenv("CLUSTER_NAME", "no-such-cluster")
     with pytest.raises(ServiceNotFound):

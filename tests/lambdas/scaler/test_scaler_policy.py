@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from scaler import policy
-from scaler.policy import Decision, QueueState, Reason, ScalingConfig, ServiceState, decide
+from lifecycle import scaling_policy as policy
+from lifecycle.scaling_policy import Decision, QueueState, Reason, ScalingConfig, ServiceState, decide
 
 NOW = 1_764_064_800.0  # 2025-11-25T10:00:00Z
 CFG = ScalingConfig(min_tasks=0, max_tasks=10, jobs_per_task=1, scale_in_grace_s=300)

@@ -8,7 +8,7 @@ from dataclasses import replace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scaler.policy import Decision, QueueState, Reason, ScalingConfig, ServiceState, decide, tasks_for
+from lifecycle.scaling_policy import Decision, QueueState, Reason, ScalingConfig, ServiceState, decide, tasks_for
 
 # Module-local settings (a loaded profile would change every other module's tests too).
 thorough = settings(deadline=None, max_examples=300)

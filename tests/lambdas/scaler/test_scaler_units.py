@@ -10,13 +10,13 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 from scaler_testkit import alarm_event, nudge_event, scaler_environment, schedule_event
 
-from scaler import logic
-from scaler.adapters import EcsService, decode_clock, encode_clock, translate_client_error
-from scaler.errors import AwsCallFailed, ConfigError, QueueNotFound, ServiceNotFound, Throttled
-from scaler.events import Trigger, TriggerKind, parse_trigger
-from scaler.logic import Write, reconcile
-from scaler.policy import Decision, QueueState, ScalingConfig, ServiceState
-from scaler.ports import ServiceSnapshot
+from aws.clients import translate
+from aws.ecs_service import EcsWorkerService, decode_clock, encode_clock
+from jobs.errors import AwsCallError, ConfigError, QueueNotFound, RequestRejected, ServiceNotFound, Throttled
+from lifecycle import scaling
+from lifecycle.scaling import ServiceSnapshot, Trigger, TriggerKind, Write, reconcile
+from lifecycle.scaling_policy import Decision, QueueState, ScalingConfig, ServiceState
+from scaler.events import parse_trigger
 from scaler.settings import Settings
 
 NOW = 1_764_064_800.0
@@ -53,7 +53,7 @@ class FakeService:
 
 def run(
     queue: QueueState, desired: int, *, since: float | None = None, stale: bool = False
-) -> tuple[logic.Outcome, FakeService]:
+) -> tuple[scaling.Outcome, FakeService]:
     service = FakeService(
         ServiceSnapshot(ARN, ServiceState(desired, desired, 0), surplus_since=since, stale_clock=stale)
     )
@@ -112,8 +112,8 @@ def test_stale_clock_is_overwritten_when_a_new_clock_starts() -> None:
 def test_a_policy_that_changed_the_count_and_the_clock_together_would_still_be_stored(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """scaler.policy never does this; the orchestration stays correct for any policy."""
-    monkeypatch.setattr(logic, "decide", lambda *a, **k: Decision(5, "custom", NOW))
+    """scaling_policy never does this; the orchestration stays correct for any policy."""
+    monkeypatch.setattr(scaling, "decide", lambda *a, **k: Decision(5, "custom", NOW))
     outcome, service = run(EMPTY, 3)
     assert service.calls == [("set_desired", 5), ("save", ARN, NOW, 5)]
     assert outcome.aws_calls == 4
@@ -164,22 +164,22 @@ def client_error(code: str) -> ClientError:
         ("ServiceNotFoundException", ServiceNotFound),
         ("ServiceNotActiveException", ServiceNotFound),
         ("ClusterNotFoundException", ServiceNotFound),
-        ("AccessDeniedException", AwsCallFailed),
+        ("AccessDeniedException", RequestRejected),
     ],
 )
 def test_client_errors_become_typed_errors(code: str, expected: type[Exception]) -> None:
-    assert isinstance(translate_client_error("Op", client_error(code)), expected)
+    assert isinstance(translate("Op", client_error(code)), expected)
 
 
 def test_other_aws_errors_keep_operation_and_code() -> None:
-    error = translate_client_error("UpdateService", client_error("AccessDeniedException"))
-    assert isinstance(error, AwsCallFailed)
+    error = translate("UpdateService", client_error("AccessDeniedException"))
+    assert isinstance(error, RequestRejected)
     assert (error.operation, error.code) == ("UpdateService", "AccessDeniedException")
 
 
-def test_network_errors_become_aws_call_failed() -> None:
-    error = translate_client_error("DescribeServices", EndpointConnectionError(endpoint_url="https://ecs"))
-    assert isinstance(error, AwsCallFailed)
+def test_network_errors_become_aws_call_errors() -> None:
+    error = translate("DescribeServices", EndpointConnectionError(endpoint_url="https://ecs"))
+    assert isinstance(error, AwsCallError)
     assert error.code == "EndpointConnectionError"
 
 
@@ -201,7 +201,7 @@ class _Ecs:
 )
 def test_missing_or_inactive_service_is_service_not_found(response: dict[str, Any]) -> None:
     with pytest.raises(ServiceNotFound):
-        EcsService("training", "worker", client=_Ecs(response)).read()
+        EcsWorkerService(_Ecs(response), "training", "worker").read()
 
 
 # --- event parsing -----------------------------------------------------------------------------

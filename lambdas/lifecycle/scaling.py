@@ -1,6 +1,7 @@
-"""One scaling decision: read live state, apply the pure policy, write at most once.
+"""One scaling decision of the worker service: read live state, apply the pure policy, write at most once.
 
-No boto3, no environment, no clock: ports and ``now`` come in as arguments.
+No boto3, no environment, no clock: the ports and ``now`` come in as arguments (the scaler Lambda passes
+the adapters in ``aws.sqs`` / ``aws.ecs_service``, the benchmark its simulator, the tests fakes).
 
 AWS calls per decision: GetQueueAttributes + DescribeServices, then at most one write:
 UpdateService when the desired count changes, else TagResource / UntagResource when the
@@ -12,13 +13,77 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
-from scaler.events import Trigger
-from scaler.policy import Decision, QueueState, ScalingConfig, ServiceState, decide
-from scaler.ports import QueuePort, ServicePort, ServiceSnapshot
+from lifecycle.scaling_policy import Decision, QueueState, ScalingConfig, ServiceState, decide
 
 READS_PER_DECISION = 2
+
+
+class TriggerKind(StrEnum):
+    ALARM = "alarm"
+    SCHEDULE = "schedule"
+    NUDGE = "nudge"
+    MANUAL = "manual"
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """What woke the scaler. It never changes the decision (which depends on live state only): it is logged."""
+
+    kind: TriggerKind
+    event_id: str | None = None
+    name: str | None = None  # alarm name, schedule rule ARN or nudge reason
+    state: str | None = None  # alarm state (ALARM / OK / INSUFFICIENT_DATA)
+
+    def as_log(self) -> dict[str, str | None]:
+        return {"kind": self.kind, "event_id": self.event_id, "name": self.name, "state": self.state}
+
+
+# --- ports: what a decision needs from AWS; one method call is one AWS API call ----------------
+
+
+@dataclass(frozen=True)
+class ServiceSnapshot:
+    """The worker service as one DescribeServices call sees it.
+
+    ``surplus_since`` is the stored surplus clock if it was written for the current
+    desired count, else None. A clock record written for another desired count (or one
+    that cannot be read) is ignored and reported as ``stale_clock`` so that a decision
+    with a free write can remove it.
+    """
+
+    arn: str
+    state: ServiceState
+    surplus_since: float | None = None
+    stale_clock: bool = False
+
+
+class QueueDepthPort(Protocol):
+    def read(self) -> QueueState:
+        """Live counts of the worker queue (GetQueueAttributes)."""
+        ...
+
+
+class WorkerServicePort(Protocol):
+    def read(self) -> ServiceSnapshot:
+        """Counts and the stored surplus clock of the worker service (DescribeServices)."""
+        ...
+
+    def set_desired(self, desired: int) -> None:
+        """Set the desired count (UpdateService). Invalidates any stored clock."""
+        ...
+
+    def save_surplus_clock(self, service_arn: str, since: float, desired: int) -> None:
+        """Store the surplus clock, bound to the desired count it was started for (TagResource)."""
+        ...
+
+    def clear_surplus_clock(self, service_arn: str) -> None:
+        """Remove the stored surplus clock (UntagResource)."""
+        ...
+
+
+# --- the decision ---------------------------------------------------------------------------------
 
 
 class Write(StrEnum):
@@ -99,8 +164,8 @@ def reconcile(
     *,
     trigger: Trigger,
     config: ScalingConfig,
-    queue: QueuePort,
-    service: ServicePort,
+    queue: QueueDepthPort,
+    service: WorkerServicePort,
     now: float,
 ) -> Outcome:
     # visible + in_flight does not change when a worker takes a message, so a pickup
@@ -121,13 +186,13 @@ def reconcile(
     )
 
 
-def _apply(decision: Decision, snapshot: ServiceSnapshot, service: ServicePort) -> tuple[Write, ...]:
+def _apply(decision: Decision, snapshot: ServiceSnapshot, service: WorkerServicePort) -> tuple[Write, ...]:
     if decision.desired != snapshot.state.desired:
         # Changing the count invalidates the stored clock (it is bound to the old count).
         service.set_desired(decision.desired)
         if decision.surplus_since is None:
             return (Write.UPDATE_SERVICE,)
-        # Not produced by scaler.policy; kept correct for any policy, at one extra call.
+        # Not produced by scaling_policy; kept correct for any policy, at one extra call.
         service.save_surplus_clock(snapshot.arn, decision.surplus_since, decision.desired)
         return (Write.UPDATE_SERVICE, Write.SAVE_CLOCK)
     if decision.surplus_since is not None and decision.surplus_since != snapshot.surplus_since:

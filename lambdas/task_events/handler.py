@@ -1,39 +1,33 @@
-"""Task-events Lambda handler: ECS Task State Change events and the scheduled reconcile pass."""
+"""Task-events Lambda handler: ECS Task State Change events and the scheduled reconcile pass (lifecycle.task_watch)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser import ValidationError, parse
 
-from task_events.models import SCHEDULED_EVENT, TASK_STATE_CHANGE, TaskStateChangeEvent, event_kind
-from task_events.service import Ports, Summary, TaskEvents
-from task_events.wiring import default_ports, get_settings
+from task_events.models import SCHEDULED_EVENT, TASK_STATE_CHANGE, event_kind, task_detail
+from task_events.wiring import Ports, task_watch
 
 logger = Logger()
 metrics = Metrics()
+copy_config_to_registered_loggers(source_logger=logger, include={"lifecycle"})  # its stdlib loggers, as JSON
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any, ports: Ports | None = None) -> dict[str, int]:
-    events = TaskEvents(ports or default_ports(), get_settings())
-    kind = event_kind(event)
+    watch, kind = task_watch(ports), event_kind(event)
     if kind == TASK_STATE_CHANGE:
-        try:
-            detail = parse(event=event, model=TaskStateChangeEvent).detail.model_dump()
-        except ValidationError as exc:  # retrying a malformed event cannot help: log it and drop it
-            logger.error("malformed ECS task event", extra={"errors": exc.errors(include_url=False)})
-            detail = None
-        summary = events.on_task_state_change(detail) if detail else Summary({"MalformedEvent": 1})
+        detail = task_detail(event)
+        counts = watch.on_task_state_change(detail) if detail else {"MalformedEvent": 1}
     elif kind == SCHEDULED_EVENT:
-        summary = events.reconcile()
+        counts = watch.reconcile()
     else:
         logger.warning("unexpected event ignored", extra={"kind": kind})
-        summary = Summary({"UnexpectedEvent": 1})
-    metrics.add_metric(name="EventsHandled", unit=MetricUnit.Count, value=1)
-    for name, count in summary.counts.items():
+        counts = {"UnexpectedEvent": 1}
+    for name, count in {"EventsHandled": 1, **counts}.items():
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=count)
-    return summary.counts
+    return counts

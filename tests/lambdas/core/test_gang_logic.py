@@ -15,14 +15,13 @@ from jobs.jobspec import Deployment, JobSpec, parse_job_spec
 from jobs.record import JobRecord
 from jobs.states import JobState
 from jobs.timeutil import iso
-from task_events.gang import decide_gang, observe, orphan_reason
-from task_events.logic import (
+from lifecycle.gang_decisions import decide_gang, observe, orphan_reason
+from lifecycle.outcomes import Finish, Retry
+from lifecycle.task_decisions import (
     MISSING_GRACE_SECONDS,
-    Finish,
     Ignore,
     MarkRunning,
     ResendRetry,
-    Retry,
     StopForTimeout,
     TaskView,
 )
@@ -355,7 +354,7 @@ def test_spot_and_capacity_keep_restarting_the_gang_without_using_attempts_whate
 
 def test_each_rank_is_billed_from_its_own_start_to_its_own_stop() -> None:
     from jobs.cost import Rate
-    from task_events.accounting import attempt_fields
+    from lifecycle.attempt_usage import attempt_fields
 
     prices = {"FARGATE": Rate(0.04048, 0.004445), "FARGATE_SPOT": Rate(0.012144, 0.0013335)}
     spot = {"capacity_provider": "FARGATE_SPOT"}
@@ -400,7 +399,7 @@ def test_each_rank_is_billed_from_its_own_start_to_its_own_stop() -> None:
 
 
 def test_a_rank_recorded_as_exited_zero_still_counts_once_describe_tasks_forgets_it() -> None:
-    from task_events.gang import exited_fields, recall_exited
+    from lifecycle.gang_decisions import exited_fields, recall_exited
 
     job = gang(S.RUNNING)
     early = view(0, "STOPPED", stopped_at=iso(NOW - timedelta(minutes=70)), capacity_provider="FARGATE_SPOT")

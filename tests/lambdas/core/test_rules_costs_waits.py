@@ -21,7 +21,7 @@ from submitter.logic import FARGATE, FARGATE_SPOT, LaunchConfig, plan_launch
 from submitter.service import Ports as SubmitterPorts
 from task_events import wiring as task_events_wiring
 from task_events.handler import handler as task_events
-from task_events.service import Ports
+from task_events.wiring import Ports
 from tests.lambdas.core.conftest import FakeClock
 from tests.lambdas.core.helpers import (
     FakeLambdaContext,

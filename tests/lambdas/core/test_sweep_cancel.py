@@ -12,9 +12,9 @@ import pytest
 from aws.job_store import DynamoJobStore
 from jobs.states import JobState
 from lifecycle.finished import job_finished
+from lifecycle.reconcile import housekeeping
 from submitter import fanout
 from submitter.fanout import fan_out
-from task_events.accounting import housekeeping
 from tests.lambdas.core.conftest import FakeClock
 from tests.lambdas.core.helpers import World
 from trainctl.sweeps import cancel_children

@@ -14,13 +14,12 @@ from jobs.record import JobRecord
 from jobs.retries import MAX_INTERRUPTIONS
 from jobs.states import JobState
 from jobs.timeutil import iso
-from task_events.logic import (
+from lifecycle.outcomes import Finish, Retry
+from lifecycle.task_decisions import (
     MISSING_GRACE_SECONDS,
-    Finish,
     Ignore,
     MarkRunning,
     ResendRetry,
-    Retry,
     StopForTimeout,
     TaskView,
     decide_reconcile,

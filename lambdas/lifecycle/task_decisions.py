@@ -1,7 +1,8 @@
-"""Pure task-events logic: given a job record and what ECS says about its task, what should happen.
+"""What ECS says about a job's dedicated task means for the job (pure): the action to record, if any.
 
 Works the same for an EventBridge "ECS Task State Change" event and for a task seen by the reconcile pass
-(DescribeTasks returns the same camelCase fields). No boto3, no environment, no clock.
+(DescribeTasks returns the same camelCase fields). No I/O, no environment, no clock (lifecycle.task_actions
+records the actions).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ reads the picture of the current attempt, all-or-nothing:
 - a rank interrupted (Spot) or unable to start for lack of capacity: the whole gang restarts, preferring on-demand,
   as an interruption (jobs.retries); this is decided on the interruption notice, before the rank stops;
 - a rank that stops otherwise without exit code 0 (failed to start, lost, non-zero exit): the first to stop is
-  judged like a single task (task_events.logic.after_failed_stop: the job's retry rules, then the built-in
+  judged like a single task (lifecycle.task_decisions.after_failed_stop: the job's retry rules, then the built-in
   defaults, so out of memory or an image that cannot be pulled FAILS the job at once); else the whole gang
   restarts using one attempt, or the job FAILS when none is left;
 - every rank exited 0: SUCCEEDED; every rank RUNNING: the job is RUNNING;
@@ -32,20 +32,18 @@ from jobs.jobspec import JobSpec
 from jobs.record import JobRecord
 from jobs.states import ACTIVE, TERMINAL, JobState
 from jobs.timeutil import iso, parse_iso
-from task_events.logic import (
+from lifecycle.outcomes import Finish, after_failure, after_interruption
+from lifecycle.task_decisions import (
     INTERRUPTION_STOP_CODES,
     MISSING_GRACE_SECONDS,
     STOPPED,
     Action,
-    Finish,
     Ignore,
     MarkRunning,
     ResendRetry,
     StopForTimeout,
     TaskView,
     after_failed_stop,
-    after_failure,
-    after_interruption,
     describe_stop,
     timed_out,
     timeout_reason,
@@ -104,7 +102,7 @@ def decide_gang(
     `missing_is_lost` (the reconcile pass, where None means DescribeTasks did not find it) a missing rank counts
     as a failure once the dispatch is older than MISSING_GRACE_SECONDS. `event`: the rank event being handled
     (None in the reconcile pass); a STOPPED one for a RETRYING gang re-sends its dispatch message, like a
-    single task's duplicate STOPPED event (task_events.logic.decide_task), so a lost message costs no wait."""
+    single task's duplicate STOPPED event (lifecycle.task_decisions.decide_task), so a lost message costs no wait."""
     arns = gang_tasks(job.extra)
     live = tuple(arn for arn, view in zip(arns, views, strict=True) if view is None or not _stopping(view))
     if job.state in TERMINAL:

@@ -1,4 +1,4 @@
-"""Applies the gang state machine (task_events.gang) to the jobs table and ECS.
+"""Applies the gang state machine (lifecycle.gang_decisions) through the one applier (lifecycle.task_actions).
 
 For an event about one rank, every rank of the job's current attempt is read with one DescribeTasks call and the
 event is folded in, so the decision rests on the whole gang, whatever order the events come in. The job's
@@ -11,51 +11,32 @@ has moved on to another attempt.
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
-from typing import Any, Protocol
+from collections.abc import Iterable, Sequence
 
-from aws_lambda_powertools import Logger
-
-from aws.job_store import DynamoJobStore
-from jobs.errors import JobSpecInvalid, JobStateConflict, RequestRejected, Throttled, TransientAwsError
+from jobs.errors import JobStateConflict, RequestRejected, Throttled, TransientAwsError
 from jobs.gang import gang_tasks, is_gang_task
-from jobs.jobspec import JOB_ID_PATTERN, JobSpec, parse_job_spec
+from jobs.jobspec import JOB_ID_PATTERN
 from jobs.record import JobRecord
 from jobs.states import ACTIVE
-from task_events.gang import decide_gang, exited_fields, observe, orphan_reason, recall_exited
-from task_events.logic import Action, Ignore, TaskView
+from lifecycle.gang_decisions import decide_gang, exited_fields, observe, orphan_reason, recall_exited
+from lifecycle.task_actions import TaskActions, describe_all, spec_of
+from lifecycle.task_decisions import Ignore, TaskView
 
-logger = Logger(child=True)
+log = logging.getLogger(__name__)
 
-DESCRIBE_BATCH = 100
 MAX_CONFLICT_RETRIES = 8
 """Every rank reports at about the same time, so writes race more often than for a single task."""
 
-Apply = Callable[[JobRecord, JobSpec, Action, TaskView | None, Sequence[TaskView | None]], str]
-"""Records an action on the job (TaskEvents._apply: the deciding rank, then every rank's view, each billed for its
-own run time), returns its metric name; raises JobStateConflict."""
-
-
-class GangEcs(Protocol):
-    def describe_tasks(self, task_arns: Sequence[str]) -> Mapping[str, Mapping[str, Any]]: ...
-
-    def stop_task(self, task_arn: str, reason: str) -> None: ...
-
-    def list_running_task_arns(self) -> list[str]: ...
-
 
 class GangEvents:
-    def __init__(self, *, store: DynamoJobStore, ecs: GangEcs, clock: Callable[[], datetime], apply: Apply) -> None:
-        self._store = store
-        self._ecs = ecs
-        self._clock = clock
-        self._apply = apply
+    def __init__(self, actions: TaskActions) -> None:
+        self._actions = actions
         self._known: set[str] = set()
 
     def on_task(self, job_id: str, task: TaskView) -> str:
-        """An ECS Task State Change event of one rank."""
+        """An ECS Task State Change event of one rank; returns its metric name."""
         return self._settle(job_id, task)
 
     def reconcile(self, job_ids: Iterable[str], *, known: Iterable[str]) -> dict[str, int]:
@@ -72,31 +53,30 @@ class GangEvents:
         return counts
 
     def _settle(self, job_id: str, event: TaskView | None) -> str:
+        store, ecs = self._actions.store, self._actions.ecs
         for _ in range(MAX_CONFLICT_RETRIES):
-            job = self._store.get(job_id)
-            if job is None or job.spec is None:
-                return "UnknownJob"
-            try:
-                spec = parse_job_spec(job.spec)
-            except JobSpecInvalid as exc:
-                logger.error("job record has an invalid spec", extra={"job_id": job_id, "error": str(exc)})
-                return "InvalidRecord"
+            job = store.get(job_id)
+            spec = spec_of(job_id, job)
+            if isinstance(spec, str):
+                return spec
+            assert job is not None
             arns = gang_tasks(job.extra)
             if event is not None and event.task_arn not in arns:
-                logger.debug("event for a rank of another launch", extra={"job_id": job_id, "task": event.task_arn})
+                log.debug("event for a rank of another launch", extra={"job_id": job_id, "task": event.task_arn})
                 return "Ignored"
-            described = self._ecs.describe_tasks(arns) if arns else {}
+            described = describe_all(ecs, arns)
             self._known.update(arns)
             views = [TaskView.from_ecs(described[arn]) if arn in described else None for arn in arns]
             if event is not None:
                 rank = arns.index(event.task_arn)
                 views[rank] = observe(views[rank], event)
             views = recall_exited(job, views)  # a rank that exited 0 long ago may be gone from DescribeTasks
-            decision = decide_gang(job, spec, views, now=self._clock(), missing_is_lost=event is None, event=event)
+            now = self._actions.clock()
+            decision = decide_gang(job, spec, views, now=now, missing_is_lost=event is None, event=event)
             try:
-                name = self._apply(job, spec, decision.action, decision.cause, views)
+                name = self._actions.apply(job, spec, decision.action, decision.cause, views)
             except JobStateConflict as conflict:
-                logger.info("lost a race, re-reading the gang", extra={"job_id": job_id, "conflict": str(conflict)})
+                log.info("lost a race, re-reading the gang", extra={"job_id": job_id, "conflict": str(conflict)})
                 continue
             self._stop(decision.stop, f"job {job_id} attempt {job.attempt} ended on another rank")
             if isinstance(decision.action, Ignore) and job.state in ACTIVE:
@@ -109,32 +89,29 @@ class GangEvents:
         fields = exited_fields(job, views)
         if fields:
             with contextlib.suppress(JobStateConflict):
-                self._store.annotate(
+                self._actions.store.annotate(
                     job.job_id,
                     expected_states=job.state,
                     expected_attempt=job.attempt,
-                    now=self._clock(),
+                    now=self._actions.clock(),
                     reason=job.reason,
                     **fields,
                 )
 
     def _stop_orphans(self) -> int:
         """Live rank tasks that no active job claims (ListTasks; only the unknown ones are described)."""
-        unknown = [arn for arn in self._ecs.list_running_task_arns() if arn not in self._known]
-        described: dict[str, Mapping[str, Any]] = {}
-        for start in range(0, len(unknown), DESCRIBE_BATCH):
-            described.update(self._ecs.describe_tasks(unknown[start : start + DESCRIBE_BATCH]))
+        unknown = [arn for arn in self._actions.ecs.list_running_task_arns() if arn not in self._known]
         jobs: dict[str, JobRecord | None] = {}
         stopped = 0
-        for task in described.values():
+        for task in describe_all(self._actions.ecs, unknown).values():
             job_id = str(task.get("startedBy") or "")
             if not is_gang_task(task) or not re.match(JOB_ID_PATTERN, job_id):
                 continue
             if job_id not in jobs:
-                jobs[job_id] = self._store.get(job_id)
+                jobs[job_id] = self._actions.store.get(job_id)
             reason = orphan_reason(jobs[job_id], str(task["taskArn"]))
             if reason:
-                logger.warning("stopping an orphaned rank", extra={"task_arn": task["taskArn"], "reason": reason})
+                log.warning("stopping an orphaned rank", extra={"task_arn": task["taskArn"], "reason": reason})
                 self._stop([str(task["taskArn"])], reason)
                 stopped += 1
         return stopped
@@ -143,4 +120,4 @@ class GangEvents:
         """Best effort: a rank left running is stopped by the next event or reconcile pass."""
         for arn in task_arns:
             with contextlib.suppress(Throttled, TransientAwsError, RequestRejected):
-                self._ecs.stop_task(arn, reason)
+                self._actions.ecs.stop_task(arn, reason)

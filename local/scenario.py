@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aws.job_store import from_attr
+from aws.job_store import decode_item
 from local import gang
 from local.cloud import CREDENTIALS, STACK_NAME, Plays, deploy, free_port
 from local.control import ControlPlane, Pace
@@ -136,7 +136,7 @@ class Observer:
     def jobs(self) -> dict[str, dict[str, Any]]:
         """Every job item of the table, decoded as the job store decodes them."""
         pages = self.dynamodb.get_paginator("scan").paginate(TableName=self.outputs["JobsTableName"])
-        items = [{k: from_attr(v) for k, v in item.items()} for page in pages for item in page["Items"]]
+        items = [decode_item(item) for page in pages for item in page["Items"]]
         return {str(item["pk"]): item for item in items}
 
     def sample(self) -> dict[str, Any]:

@@ -1,26 +1,28 @@
-"""JobStore: the jobs-table adapter. Every state change is a DynamoDB conditional write.
+"""DynamoJobStore: the jobs-table adapter of lifecycle.ports.JobStore. Every state change is a DynamoDB
+conditional write; what each write changes and requires is jobs.record_writes (the item layout is there too).
 
-Item layout (contract): pk = job_id; state, attempt, spec (JSON), queue, task_arn, capacity_provider, reason,
-exit_code, submitted_at / dispatched_at / started_at / finished_at / updated_at (ISO-8601 UTC), history (list of
-{at, from, to, reason}). Extra attributes used here: failures / interruptions (retry budgets), cancel_requested,
-launch_claim / launch_claimed_at (the submitter's launch lease, see `claim_launch`).
-
-The store takes a low-level boto3 DynamoDB client (anything with put_item / update_item / get_item / query),
-so the Lambdas, the worker and the CLI share it. It never reads the clock: callers pass `now`.
+The store takes a low-level boto3 DynamoDB client (anything with put_item / update_item / get_item / query /
+batch_get_item), so the Lambdas, the worker and the CLI share it. It never reads the clock: callers pass `now`.
+Attribute values are encoded with boto3's TypeSerializer / TypeDeserializer, imported on first use: importing
+`boto3.dynamodb.types` imports boto3 itself, about 250 ms cold (``python -X importtime``), which the handlers'
+import budget cannot pay at module import (by the first store call, the client has imported boto3 anyway).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Iterator, Mapping
 from datetime import datetime
-from typing import Any, Protocol
+from decimal import Decimal
+from typing import Any, Protocol, assert_never
 
+from aws.dynamo_update import UpdateExpression
 from contracts import STATE_INDEX, TABLE_PARTITION_KEY
-from jobs.errors import InvalidTransition, JobStateConflict
-from jobs.gang import RENDEZVOUS
-from jobs.record import NO_CLAIM, JobRecord
-from jobs.states import INITIAL, TERMINAL, JobState, can_transition
-from jobs.timeutil import iso
+from jobs import record_writes as writes
+from jobs.errors import JobStateConflict
+from jobs.record import JobRecord
+from jobs.record_writes import HISTORY, Write, record_from_item
+from jobs.states import JobState
 
 
 class DynamoDBClient(Protocol):
@@ -31,125 +33,61 @@ class DynamoDBClient(Protocol):
     def batch_get_item(self, **kwargs: Any) -> Mapping[str, Any]: ...
 
 
-# --- a tiny DynamoDB attribute-value codec (str, int, float, bool, None, list, dict) ---------------
+# --- attribute values ---------------------------------------------------------------------------
 
 
-def to_attr(value: Any) -> dict[str, Any]:
-    if value is None:
-        return {"NULL": True}
-    if isinstance(value, bool):
-        return {"BOOL": value}
-    if isinstance(value, int | float):
-        return {"N": repr(value) if isinstance(value, float) else str(value)}
-    if isinstance(value, str):
-        return {"S": value}
+@functools.cache
+def _codec() -> tuple[Any, Any]:
+    from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+    return TypeSerializer(), TypeDeserializer()
+
+
+def encode(value: Any) -> dict[str, Any]:
+    """The attribute value of a plain value (str, int, float, bool, None, list/tuple, mapping)."""
+    serialized: dict[str, Any] = _codec()[0].serialize(_with_decimals(value))
+    return serialized
+
+
+def decode_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    """An item's plain values. A number comes back as an int when DynamoDB wrote it as one (no fraction, no
+    exponent), else as a float, as the values went in."""
+    deserializer = _codec()[1]
+    return {key: _plain(deserializer.deserialize(value)) for key, value in item.items()}
+
+
+def _with_decimals(value: Any) -> Any:
+    """TypeSerializer refuses floats: each goes in as the Decimal of its shortest repr."""
+    if isinstance(value, float):
+        return Decimal(str(value))
     if isinstance(value, Mapping):
-        return {"M": {str(k): to_attr(v) for k, v in value.items()}}
+        return {str(k): _with_decimals(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return {"L": [to_attr(v) for v in value]}
-    raise TypeError(f"cannot store {type(value).__name__} in DynamoDB")
+        return [_with_decimals(v) for v in value]
+    return value
 
 
-def from_attr(attr: Mapping[str, Any]) -> Any:
-    (kind, value), *_ = attr.items()
-    if kind == "S":
-        return value
-    if kind == "N":
-        number = float(value)
-        return int(number) if number.is_integer() and "." not in value and "e" not in value.lower() else number
-    if kind == "BOOL":
-        return bool(value)
-    if kind == "NULL":
-        return None
-    if kind == "M":
-        return {k: from_attr(v) for k, v in value.items()}
-    if kind == "L":
-        return [from_attr(v) for v in value]
-    if kind == "SS":
-        return list(value)
-    raise TypeError(f"unsupported DynamoDB type {kind}")
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value.as_tuple().exponent == 0 else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, set):  # string / number sets, which this store never writes
+        return [_plain(v) for v in sorted(value)]
+    return value
 
 
-def record_from_item(item: Mapping[str, Any]) -> JobRecord:
-    """A JobRecord from a DynamoDB item (attribute values)."""
-    data = {k: from_attr(v) for k, v in item.items()}
-    data.setdefault("job_id", data.get(TABLE_PARTITION_KEY))
-    return JobRecord.from_values(data)
+def _record(item: Mapping[str, Any]) -> JobRecord:
+    return record_from_item(decode_item(item))
 
 
-def _history_entry(now: str, from_state: str | None, to_state: JobState, reason: str | None) -> dict[str, Any]:
-    entry: dict[str, Any] = {"at": now, "from": from_state, "to": to_state.value}
-    if reason:
-        entry["reason"] = reason
-    return entry
+def _key(job_id: str) -> dict[str, Any]:
+    return {TABLE_PARTITION_KEY: {"S": job_id}}
 
 
-class _Update:
-    """Builds an UpdateExpression with placeholder names/values."""
-
-    def __init__(self) -> None:
-        self.sets: list[str] = []
-        self.removes: list[str] = []
-        self.conditions: list[str] = []
-        self.names: dict[str, str] = {}
-        self.values: dict[str, Any] = {}
-
-    def name(self, attr: str) -> str:
-        key = f"#{attr}"
-        self.names[key] = attr
-        return key
-
-    def value(self, value: Any) -> str:
-        key = f":v{len(self.values)}"
-        self.values[key] = to_attr(value)
-        return key
-
-    def set(self, attr: str, value: Any) -> None:
-        if value is None:
-            self.remove(attr)
-        else:
-            self.sets.append(f"{self.name(attr)} = {self.value(value)}")
-
-    def remove(self, attr: str) -> None:
-        self.removes.append(self.name(attr))
-
-    def append_history(self, entry: Mapping[str, Any]) -> None:
-        empty = self.value([])
-        self.sets.append(
-            f"{self.name('history')} = list_append(if_not_exists({self.name('history')}, {empty}), "
-            f"{self.value([dict(entry)])})"
-        )
-
-    def expect_states(self, states: Collection[JobState]) -> None:
-        placeholders = ", ".join(self.value(s.value) for s in states)
-        self.conditions.append(f"{self.name('state')} IN ({placeholders})")
-
-    def expect_equal(self, attr: str, value: Any) -> None:
-        self.conditions.append(f"{self.name(attr)} = {self.value(value)}")
-
-    def expect_absent(self, attr: str) -> None:
-        self.conditions.append(f"attribute_not_exists({self.name(attr)})")
-
-    def expect_not_true(self, attr: str) -> None:
-        self.conditions.append(f"(attribute_not_exists({self.name(attr)}) OR {self.name(attr)} = {self.value(False)})")
-
-    def request(self, table: str, job_id: str) -> dict[str, Any]:
-        expression = ""
-        if self.sets:
-            expression += "SET " + ", ".join(self.sets)
-        if self.removes:
-            expression += " REMOVE " + ", ".join(self.removes)
-        request: dict[str, Any] = {
-            "TableName": table,
-            "Key": {"pk": {"S": job_id}},
-            "UpdateExpression": expression.strip(),
-            "ConditionExpression": " AND ".join(["attribute_exists(pk)", *self.conditions]),
-            "ExpressionAttributeNames": self.names,
-            "ExpressionAttributeValues": self.values,
-            "ReturnValues": "ALL_NEW",
-            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-        }
-        return request
+# --- errors --------------------------------------------------------------------------------------
 
 
 def _is_conditional_failure(exc: Exception) -> bool:
@@ -161,17 +99,7 @@ def _is_conditional_failure(exc: Exception) -> bool:
 
 def _old_item(exc: Exception) -> JobRecord | None:
     item = getattr(exc, "response", {}).get("Item")
-    return record_from_item(item) if item else None
-
-
-_STATE_TIMESTAMPS = {
-    JobState.DISPATCHED: "dispatched_at",
-    JobState.RUNNING: "started_at",
-    JobState.SUCCEEDED: "finished_at",
-    JobState.FAILED: "finished_at",
-    JobState.CANCELLED: "finished_at",
-    JobState.REJECTED: "finished_at",
-}
+    return _record(item) if item else None
 
 
 class DynamoJobStore:
@@ -184,14 +112,15 @@ class DynamoJobStore:
     # -- reads -------------------------------------------------------------------------------
 
     def get(self, job_id: str) -> JobRecord | None:
-        response = self._client.get_item(TableName=self._table, Key={"pk": {"S": job_id}}, ConsistentRead=True)
+        response = self._client.get_item(TableName=self._table, Key=_key(job_id), ConsistentRead=True)
         item = response.get("Item")
-        return record_from_item(item) if item else None
+        return _record(item) if item else None
 
     def query_state(
         self, state: JobState, *, updated_before: str | None = None, queue: str | None = None
     ) -> Iterator[JobRecord]:
-        """Jobs in `state` (GSI by-state, oldest update first), optionally last updated before a timestamp."""
+        """Jobs in `state` (GSI by-state, oldest update first), optionally last updated before a timestamp.
+        Items whose key holds a "#" are not jobs and are skipped."""
         names = {"#state": "state"}
         values: dict[str, Any] = {":state": {"S": state.value}}
         key = "#state = :state"
@@ -213,12 +142,28 @@ class DynamoJobStore:
         while True:
             response = self._client.query(**request)
             for item in response.get("Items", []):
-                if "#" not in from_attr(item["pk"]):
-                    yield record_from_item(item)
+                if "#" not in item[TABLE_PARTITION_KEY]["S"]:
+                    yield _record(item)
             last = response.get("LastEvaluatedKey")
             if not last:
                 return
             request["ExclusiveStartKey"] = last
+
+    def get_many(self, job_ids: Collection[str]) -> dict[str, JobRecord]:
+        """Records by job id (BatchGetItem, 100 keys per call, consistent reads); missing ids are absent."""
+        found: dict[str, JobRecord] = {}
+        ids = list(dict.fromkeys(job_ids))
+        for start in range(0, len(ids), 100):
+            keys: dict[str, Any] = {
+                self._table: {"Keys": [_key(i) for i in ids[start : start + 100]], "ConsistentRead": True}
+            }
+            while keys:
+                response = self._client.batch_get_item(RequestItems=keys)
+                for item in response.get("Responses", {}).get(self._table, []):
+                    record = _record(item)
+                    found[record.job_id] = record
+                keys = dict(response.get("UnprocessedKeys") or {})
+        return found
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -235,28 +180,20 @@ class DynamoJobStore:
         **fields: Any,
     ) -> tuple[bool, JobRecord]:
         """Put the job record unless one exists. Returns (created, record as stored now), in one call."""
-        if state not in INITIAL:
-            raise InvalidTransition(f"a job cannot be created in state {state}")
-        stamp = iso(now)
-        item: dict[str, Any] = {
-            "pk": job_id,
-            "job_id": job_id,
-            "state": state.value,
-            "attempt": attempt,
-            "submitted_at": stamp,
-            "updated_at": stamp,
-            "history": [_history_entry(stamp, None, state, reason)],
-        }
-        if state in _STATE_TIMESTAMPS:
-            item[_STATE_TIMESTAMPS[state]] = stamp
-        for key, value in {"spec": spec, "queue": queue, "reason": reason, **fields}.items():
-            if value is not None:
-                item[key] = value
+        item = writes.new_item(
+            job_id,
+            state=state,
+            attempt=attempt,
+            now=now,
+            reason=reason,
+            fields={"spec": spec, "queue": queue, **fields},
+        )
+        encoded = {k: encode(v) for k, v in item.items()}
         try:
             self._client.put_item(
                 TableName=self._table,
-                Item={k: to_attr(v) for k, v in item.items()},
-                ConditionExpression="attribute_not_exists(pk)",
+                Item=encoded,
+                ConditionExpression=f"attribute_not_exists({TABLE_PARTITION_KEY})",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except Exception as exc:
@@ -266,7 +203,7 @@ class DynamoJobStore:
             if existing is None:  # deleted in between: extremely unlikely, let the caller retry
                 raise JobStateConflict(job_id, "an existing record", None) from None
             return False, existing
-        return True, record_from_item({k: to_attr(v) for k, v in item.items()})
+        return True, _record(encoded)
 
     def transition(
         self,
@@ -286,32 +223,17 @@ class DynamoJobStore:
         Appends {at, from, to, reason} to history, stamps updated_at and the state's own timestamp, sets
         `fields` (None removes an attribute).
         Raises InvalidTransition for a move the state machine forbids, JobStateConflict when the write loses."""
-        expected = (expected_states,) if isinstance(expected_states, JobState) else tuple(expected_states)
-        if not expected:
-            raise InvalidTransition("expected_states is empty")
-        for state in expected:
-            if not can_transition(state, to):
-                raise InvalidTransition(f"{state} -> {to} is not allowed")
-        stamp = iso(now)
-        update = _Update()
-        update.set("state", to.value)
-        update.set("updated_at", stamp)
-        if to in _STATE_TIMESTAMPS and _STATE_TIMESTAMPS[to] not in fields:
-            update.set(_STATE_TIMESTAMPS[to], stamp)
-        update.set("reason", reason)
-        for key, value in fields.items():
-            update.set(key, value)
-        from_state = expected[0].value if len(expected) == 1 else "|".join(sorted(s.value for s in expected))
-        update.append_history(_history_entry(stamp, from_state, to, reason))
-        update.expect_states(expected)
-        update.expect_equal("attempt", expected_attempt)
-        if expected_task_arn is not None:
-            update.expect_equal("task_arn", expected_task_arn)
-        if expected_claim == NO_CLAIM:
-            update.expect_absent("launch_claim")
-        elif expected_claim is not None:
-            update.expect_equal("launch_claim", expected_claim)
-        return self._update(job_id, update, f"{'|'.join(expected)} attempt {expected_attempt}")
+        write = writes.transition(
+            to,
+            expected_states=expected_states,
+            expected_attempt=expected_attempt,
+            now=now,
+            reason=reason,
+            expected_task_arn=expected_task_arn,
+            expected_claim=expected_claim,
+            fields=fields,
+        )
+        return self._update(job_id, write)
 
     def annotate(
         self,
@@ -326,17 +248,15 @@ class DynamoJobStore:
     ) -> JobRecord:
         """Update the reason (and fields) without a state change and without growing history, e.g. "waiting:
         concurrency cap reached". Conditional on state and attempt like a transition."""
-        expected = (expected_states,) if isinstance(expected_states, JobState) else tuple(expected_states)
-        update = _Update()
-        update.set("updated_at", iso(now))
-        update.set("reason", reason)
-        for key, value in fields.items():
-            update.set(key, value)
-        update.expect_states(expected)
-        update.expect_equal("attempt", expected_attempt)
-        if expected_claim is not None:
-            update.expect_equal("launch_claim", expected_claim)
-        return self._update(job_id, update, f"{'|'.join(expected)} attempt {expected_attempt}")
+        write = writes.annotate(
+            expected_states=expected_states,
+            expected_attempt=expected_attempt,
+            now=now,
+            reason=reason,
+            expected_claim=expected_claim,
+            fields=fields,
+        )
+        return self._update(job_id, write)
 
     def claim_launch(
         self,
@@ -353,75 +273,67 @@ class DynamoJobStore:
         Without `takeover_from` the job must be unclaimed; with it, the job must still hold that (expired)
         claim, so exactly one consumer recovers an abandoned launch. A cancel request blocks the claim. A gang's
         rendezvous is removed here, before the launch's rank 0 can publish (jobs.gang)."""
-        update = _Update()
-        update.set("launch_claim", claim)
-        update.set("launch_claimed_at", iso(now))
-        update.remove(RENDEZVOUS)  # before any RunTask: the launch's rank 0 may publish as soon as it runs
-        update.set("updated_at", iso(now))
-        update.expect_states((state,))
-        update.expect_equal("attempt", attempt)
-        update.expect_not_true("cancel_requested")
-        if takeover_from is None:
-            update.expect_absent("launch_claim")
-        else:
-            update.expect_equal("launch_claim", takeover_from)
-        return self._update(job_id, update, f"{state} attempt {attempt} unclaimed")
+        write = writes.claim_launch(state=state, attempt=attempt, claim=claim, now=now, takeover_from=takeover_from)
+        return self._update(job_id, write)
 
     def release_claim(
         self, job_id: str, *, state: JobState, attempt: int, claim: str, now: datetime, reason: str
     ) -> JobRecord:
         """Give the lease back after a launch that certainly did not start a task (throttled, no capacity)."""
-        update = _Update()
-        update.remove("launch_claim")
-        update.remove("launch_claimed_at")
-        update.set("updated_at", iso(now))
-        update.set("reason", reason)
-        update.expect_states((state,))
-        update.expect_equal("attempt", attempt)
-        update.expect_equal("launch_claim", claim)
-        return self._update(job_id, update, f"{state} attempt {attempt} claimed by {claim}")
+        return self._update(
+            job_id, writes.release_claim(state=state, attempt=attempt, claim=claim, now=now, reason=reason)
+        )
 
     def request_cancel(self, job_id: str, *, now: datetime, reason: str = "cancel requested") -> JobRecord:
         """Flag a non-terminal job for cancellation (CLI). The caller then stops its task, if any; the
         task-events handler records CANCELLED when the task stops, the submitter for a job still waiting."""
-        update = _Update()
-        update.set("cancel_requested", True)
-        update.set("updated_at", iso(now))
-        update.set("reason", reason)
-        non_terminal = [s for s in JobState if s not in TERMINAL]
-        update.expect_states(non_terminal)
-        return self._update(job_id, update, "a non-terminal state")
-
-    def get_many(self, job_ids: Collection[str]) -> dict[str, JobRecord]:
-        """Records by job id (BatchGetItem, 100 keys per call, consistent reads); missing ids are absent."""
-        found: dict[str, JobRecord] = {}
-        ids = list(dict.fromkeys(job_ids))
-        for start in range(0, len(ids), 100):
-            keys: dict[str, Any] = {
-                self._table: {"Keys": [{"pk": {"S": i}} for i in ids[start : start + 100]], "ConsistentRead": True}
-            }
-            while keys:
-                response = self._client.batch_get_item(RequestItems=keys)
-                for item in response.get("Responses", {}).get(self._table, []):
-                    record = record_from_item(item)
-                    found[record.job_id] = record
-                keys = dict(response.get("UnprocessedKeys") or {})
-        return found
+        return self._update(job_id, writes.request_cancel(now=now, reason=reason))
 
     def add_to(self, job_id: str, attr: str, amount: int, *, now: datetime) -> JobRecord:
         """Atomically add `amount` to a number attribute (created at 0) of an existing job."""
-        update = _Update()
-        update.set("updated_at", iso(now))
-        update.sets.append(
-            f"{update.name(attr)} = if_not_exists({update.name(attr)}, {update.value(0)}) + {update.value(amount)}"
-        )
-        return self._update(job_id, update, "an existing job")
+        return self._update(job_id, writes.add_to(attr, amount, now=now))
 
-    def _update(self, job_id: str, update: _Update, expected: str) -> JobRecord:
+    def _update(self, job_id: str, write: Write) -> JobRecord:
         try:
-            response = self._client.update_item(**update.request(self._table, job_id))
+            response = self._client.update_item(**self._request(job_id, write))
         except Exception as exc:
             if _is_conditional_failure(exc):
-                raise JobStateConflict(job_id, expected, _old_item(exc)) from None
+                raise JobStateConflict(job_id, write.expected, _old_item(exc)) from None
             raise
-        return record_from_item(response["Attributes"])
+        return _record(response["Attributes"])
+
+    def _request(self, job_id: str, write: Write) -> dict[str, Any]:
+        """UpdateItem arguments for `write`: the item must exist and meet every condition."""
+        update = UpdateExpression()
+        for attr, value in write.changes.items():
+            if value is None:
+                update.remove(attr)
+            else:
+                update.set(attr, value)
+        if write.history is not None:
+            update.append(HISTORY, [dict(write.history)])
+        if write.increment is not None:
+            update.add(*write.increment)
+        update.require_exists(TABLE_PARTITION_KEY)
+        for condition in write.conditions:
+            match condition.test:
+                case "equals":
+                    update.require_equal(condition.attr, condition.values[0])
+                case "in":
+                    update.require_in(condition.attr, condition.values)
+                case "absent":
+                    update.require_absent(condition.attr)
+                case "not_true":
+                    update.require_not_true(condition.attr)
+                case unknown:
+                    assert_never(unknown)
+        return {
+            "TableName": self._table,
+            "Key": _key(job_id),
+            "UpdateExpression": update.update_expression,
+            "ConditionExpression": update.condition_expression,
+            "ExpressionAttributeNames": update.names,
+            "ExpressionAttributeValues": {k: encode(v) for k, v in update.values.items()},
+            "ReturnValues": "ALL_NEW",
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }

@@ -76,6 +76,7 @@ def test_the_graph_reads_imports_inside_functions(tmp_path: Path) -> None:
         ("jobs", {"jobs", "contracts"}),
         ("contracts", {"contracts"}),
         ("lifecycle", {"lifecycle", "jobs", "contracts"}),
+        ("fakes", {"fakes", "lifecycle", "jobs", "contracts"}),
     ],
 )
 def test_layers_import_only_what_is_below_them(package: str, allowed: set[str]) -> None:
@@ -89,6 +90,13 @@ def test_layers_import_only_what_is_below_them(package: str, allowed: set[str]) 
         if target.split(".")[0] not in allowed
     }
     assert not offending
+
+
+def test_no_runtime_package_imports_the_fakes() -> None:
+    """The fakes are for tests and the benchmark: the Lambdas and the worker never import them."""
+    graph = import_graph(LAMBDAS)
+    root = {name: name.split(".")[0] for name in graph}
+    assert not {f"{m} -> {t}" for m, targets in graph.items() for t in targets if root[t] == "fakes" != root[m]}
 
 
 def test_the_pure_domain_imports_no_aws_sdk_or_powertools() -> None:

@@ -58,7 +58,8 @@ class PythonFunction(Construct):
             architecture=ARCHITECTURE,
             handler=handler,
             code=lambda_.Code.from_asset(
-                str(REPO_ROOT / "lambdas"), exclude=["**/__pycache__", "**/*.pyc", "**/.mypy_cache"]
+                str(REPO_ROOT / "lambdas"),
+                exclude=["**/__pycache__", "**/*.pyc", "**/.mypy_cache", "fakes"],  # in-memory ports: tests, bench
             ),
             layers=[layer],
             role=self.role,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from fakes.clock import ManualClock
 from fakes.ecs import FakeEcs
 from fakes.queues import FakeQueues

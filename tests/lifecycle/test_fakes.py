@@ -6,12 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+
+from contracts import CONTAINER_NAME
 from fakes.clock import START, ManualClock
 from fakes.ecs import FakeEcs
 from fakes.queues import FakeQueues
 from fakes.store import InMemoryJobStore
-
-from contracts import CONTAINER_NAME
 from jobs.ecs import is_capacity_reason
 from jobs.errors import JobStateConflict, RequestRejected, Throttled, TransientAwsError
 from jobs.states import JobState

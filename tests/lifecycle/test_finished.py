@@ -6,9 +6,9 @@ import json
 import logging
 
 import pytest
+
 from fakes.clock import ManualClock
 from fakes.store import InMemoryJobStore
-
 from jobs.states import JobState
 from lifecycle.finished import job_finished
 

@@ -6,9 +6,9 @@ import json
 from typing import Any
 
 import pytest
+
 from fakes.clock import ManualClock
 from fakes.store import InMemoryJobStore
-
 from jobs.record import JobRecord
 from jobs.states import JobState
 from jobs.timeutil import iso

@@ -7,10 +7,10 @@ import logging
 from dataclasses import dataclass, field
 
 import pytest
+
 from fakes.clock import ManualClock
 from fakes.queues import FakeQueues
 from fakes.store import InMemoryJobStore
-
 from jobs.errors import TransientAwsError
 from jobs.messages import JOB_ID, REASON
 from jobs.record import MAX_REASON_CHARS

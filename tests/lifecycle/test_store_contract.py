@@ -11,11 +11,11 @@ from typing import Any
 
 import boto3
 import pytest
-from fakes.store import InMemoryJobStore
 from moto import mock_aws
 
 from aws.job_store import DynamoJobStore, decode_item, encode
 from contracts import STATE_INDEX, TABLE_PARTITION_KEY
+from fakes.store import InMemoryJobStore
 from jobs.errors import InvalidTransition, JobStateConflict
 from jobs.gang import RENDEZVOUS
 from jobs.record import NO_CLAIM, JobRecord

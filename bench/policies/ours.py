@@ -21,11 +21,11 @@ from bench.policies.base import Policy
 from bench.sim import JobRun, Ledger, Message, Sim, Wakeup
 from bench.workloads import Workload
 from jobs.retries import MAX_INTERRUPTIONS
+from lifecycle.dispatch_rules import backoff_seconds
 from scaler.events import Trigger, TriggerKind
 from scaler.logic import reconcile
 from scaler.policy import QueueState, ScalingConfig, ServiceState
 from scaler.ports import ServiceSnapshot
-from submitter.logic import backoff_seconds
 
 
 class OursWorker(Policy):
@@ -155,7 +155,7 @@ class OursDedicated(Policy):
     summary = (
         "submitter: SQS event source (batch, window and MaximumConcurrency as in cdk_app), ListTasks once "
         "per batch for the MAX_CONCURRENT_TASKS cap, one RunTask per job on Fargate Spot (SDK standard retries), "
-        "throttled or capped jobs re-sent with submitter.logic.backoff_seconds; task_events re-submits "
+        "throttled or capped jobs re-sent with lifecycle.dispatch_rules.backoff_seconds; task_events re-submits "
         "a Spot-interrupted job on on-demand (jobs.retries.MAX_INTERRUPTIONS); no idle tasks"
     )
 
@@ -204,7 +204,7 @@ class OursDedicated(Policy):
         else:
             self.backlog_since = None
 
-    # ---- submitter Lambda (lambdas/submitter/service.py), one batch ----------------------
+    # ---- submitter Lambda (lambdas/lifecycle/submit.py), one batch -----------------------
     def _count_active(self, batch: list[Message], attempt: int) -> None:
         """Capacity: ListTasks (100 tasks per page) once per batch, then counted locally."""
         pages = 1 + len(self.active) // 100

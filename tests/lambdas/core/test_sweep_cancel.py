@@ -11,9 +11,9 @@ import pytest
 
 from aws.job_store import DynamoJobStore
 from jobs.states import JobState
+from lifecycle import fanout
+from lifecycle.fanout import fan_out
 from lifecycle.finished import job_finished
-from submitter import fanout
-from submitter.fanout import fan_out
 from task_events.accounting import housekeeping
 from tests.lambdas.core.conftest import FakeClock
 from tests.lambdas.core.helpers import World

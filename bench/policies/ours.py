@@ -21,9 +21,9 @@ from bench.policies.base import Policy
 from bench.sim import JobRun, Ledger, Message, Sim, Wakeup
 from bench.workloads import Workload
 from jobs.retries import MAX_INTERRUPTIONS
+from lifecycle.dispatch_rules import backoff_seconds
 from lifecycle.scaling import ServiceSnapshot, Trigger, TriggerKind, reconcile
 from lifecycle.scaling_policy import QueueState, ScalingConfig, ServiceState
-from submitter.logic import backoff_seconds
 
 
 class OursWorker(Policy):
@@ -153,7 +153,7 @@ class OursDedicated(Policy):
     summary = (
         "submitter: SQS event source (batch, window and MaximumConcurrency as in cdk_app), ListTasks once "
         "per batch for the MAX_CONCURRENT_TASKS cap, one RunTask per job on Fargate Spot (SDK standard retries), "
-        "throttled or capped jobs re-sent with submitter.logic.backoff_seconds; task_events re-submits "
+        "throttled or capped jobs re-sent with lifecycle.dispatch_rules.backoff_seconds; task_events re-submits "
         "a Spot-interrupted job on on-demand (jobs.retries.MAX_INTERRUPTIONS); no idle tasks"
     )
 
@@ -202,7 +202,7 @@ class OursDedicated(Policy):
         else:
             self.backlog_since = None
 
-    # ---- submitter Lambda (lambdas/submitter/service.py), one batch ----------------------
+    # ---- submitter Lambda (lambdas/lifecycle/submit.py), one batch -----------------------
     def _count_active(self, batch: list[Message], attempt: int) -> None:
         """Capacity: ListTasks (100 tasks per page) once per batch, then counted locally."""
         pages = 1 + len(self.active) // 100

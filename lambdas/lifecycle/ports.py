@@ -7,6 +7,7 @@ when the job is no longer where the caller last saw it, and never reads the cloc
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -136,3 +137,13 @@ class JobStore(Protocol):
     def add_to(self, job_id: str, attr: str, amount: int, *, now: datetime) -> JobRecord:
         """Atomically add `amount` to a number attribute (created at 0)."""
         ...
+
+
+@dataclass
+class Ports:
+    """The world as one invocation sees it (built by a function's wiring; fakes in tests)."""
+
+    store: JobStore
+    ecs: EcsPort
+    queues: QueuePort
+    clock: Clock

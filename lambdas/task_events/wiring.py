@@ -4,26 +4,17 @@ process, and its config from the settings."""
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 
 from aws import clients as aws_clients
 from aws.ecs import EcsAdapter
 from aws.job_store import DynamoJobStore
 from aws.sqs import SqsSender
 from jobs.timeutil import utcnow
-from lifecycle.ports import Clock, EcsPort, JobStore, QueuePort
+from lifecycle.ports import Ports
 from lifecycle.task_watch import TaskWatch, TaskWatchConfig
 from task_events.settings import get_settings
 
 __all__ = ["Ports", "default_ports", "reset", "task_watch"]
-
-
-@dataclass
-class Ports:
-    store: JobStore
-    ecs: EcsPort
-    queues: QueuePort
-    clock: Clock
 
 
 @functools.cache

@@ -18,8 +18,8 @@ from aws.ecs import EcsAdapter
 from aws.job_store import DynamoJobStore
 from jobs.record import JobRecord
 from jobs.states import JobState
+from lifecycle.ports import Ports
 from submitter.handler import handler as submitter
-from submitter.service import Ports
 from task_events.handler import handler as task_events
 from tests.lambdas.core.helpers import (
     ACCOUNT,

@@ -11,17 +11,17 @@ import pytest
 from aws.ecs import EcsAdapter
 from aws.job_store import DynamoJobStore
 from aws.sqs import SqsSender
+from jobs.ecs import FARGATE, FARGATE_SPOT
 from jobs.jobspec import parse_job_spec
 from jobs.states import JobState
 from jobs.timeutil import parse_iso
+from lifecycle.launch_plan import LaunchConfig, hold_for_spot, plan_launch
+from lifecycle.ports import Ports
+from lifecycle.ports import Ports as SubmitterPorts
 from submitter import wiring as submitter_wiring
-from submitter.fanout import hold_for_spot
 from submitter.handler import handler as submitter
-from submitter.logic import FARGATE, FARGATE_SPOT, LaunchConfig, plan_launch
-from submitter.service import Ports as SubmitterPorts
 from task_events import wiring as task_events_wiring
 from task_events.handler import handler as task_events
-from task_events.wiring import Ports
 from tests.lambdas.core.conftest import FakeClock
 from tests.lambdas.core.helpers import (
     FakeLambdaContext,

@@ -21,9 +21,9 @@ from aws.sqs import SqsSender
 from jobs.errors import RequestRejected, Throttled, TransientAwsError
 from jobs.record import JobRecord
 from jobs.states import JobState
+from lifecycle.dispatch_rules import LAUNCH_LEASE_SECONDS
+from lifecycle.ports import Ports
 from submitter.handler import handler
-from submitter.logic import LAUNCH_LEASE_SECONDS
-from submitter.service import Ports
 from task_events.handler import handler as task_events
 from tests.lambdas.core.conftest import FakeClock
 from tests.lambdas.core.helpers import (

@@ -344,8 +344,8 @@ class RecordingEcs:
 def test_gpu_job_uses_the_gpu_capacity_provider(
     world: World, clients: dict[str, Any], store: DynamoJobStore, context: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from lifecycle.ports import Ports
     from submitter import wiring
-    from submitter.service import Ports
 
     monkeypatch.setenv("GPU_CAPACITY_PROVIDER", "gpu-spot")
     monkeypatch.setenv("GPU_TASK_DEFINITIONS", json.dumps({"default": "arn:aws:ecs:us-east-1:1:task-definition/gpu:1"}))

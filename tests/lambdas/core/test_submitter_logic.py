@@ -15,21 +15,26 @@ from jobs.jobspec import JobSpec
 from jobs.record import JobRecord
 from jobs.states import JobState
 from jobs.timeutil import iso
-from submitter.logic import (
+from lifecycle.dispatch_rules import (
     LAUNCH_LEASE_SECONDS,
     MAX_DEFER_SECONDS,
     CancelWaiting,
     Defer,
+    Expire,
     Launch,
+    Skip,
+    after_lost_claim,
+    backoff_seconds,
+    decide,
+    stop_after_lost_claim,
+)
+from lifecycle.launch_plan import (
     LaunchConfig,
     Launched,
     LaunchFailed,
     NoCapacity,
     OverridesTooLarge,
-    Skip,
-    backoff_seconds,
     choose_providers,
-    decide,
     plan_launch,
     read_run_task,
 )
@@ -56,7 +61,7 @@ def spec(**fields: Any) -> JobSpec:
 
 
 def run(record: JobRecord, attempt: int = 1, room: bool = True) -> Any:
-    return decide(job=record, message_attempt=attempt, now=NOW, room=room, room_reason="cap reached")
+    return decide(job=record, spec=spec(), message_attempt=attempt, now=NOW, room=room, room_reason="cap reached")
 
 
 # --- decide ---------------------------------------------------------------------------------------
@@ -102,6 +107,32 @@ def test_a_cancel_waits_for_a_live_launch_claim() -> None:
     assert isinstance(run(claimed), Defer)  # the claim holder's record stops its task
     expired = replace(claimed, launch_claimed_at=iso(NOW - timedelta(seconds=LAUNCH_LEASE_SECONDS)))
     assert isinstance(run(expired), CancelWaiting)  # the service stops whatever the lost launch started
+
+
+def test_a_waiting_job_past_its_max_wait_fail_expires_unless_a_launch_is_in_progress() -> None:
+    patient = spec(max_wait={"seconds": 60, "action": "FAIL"})
+    late = job(submitted_at=iso(NOW - timedelta(seconds=61)), reason="cap reached")
+    decision = decide(job=late, spec=patient, message_attempt=1, now=NOW, room=True, room_reason="")
+    assert isinstance(decision, Expire) and "max_wait=60" in decision.reason
+    claimed = replace(late, launch_claim="req:msg", launch_claimed_at=iso(NOW))
+    assert isinstance(decide(job=claimed, spec=patient, message_attempt=1, now=NOW, room=True, room_reason=""), Defer)
+
+
+def test_after_a_lost_claim_a_cancel_is_carried_out_once_no_live_launch_holds_the_claim() -> None:
+    live = job(cancel_requested=True, launch_claim="req:msg", launch_claimed_at=iso(NOW - timedelta(seconds=10)))
+    assert isinstance(after_lost_claim(live, NOW), Defer)
+    assert isinstance(after_lost_claim(replace(live, launch_claim=None), NOW), CancelWaiting)
+    assert isinstance(after_lost_claim(job(launch_claim="other"), NOW), Skip)
+    assert isinstance(after_lost_claim(None, NOW), Skip)
+
+
+def test_a_launch_that_lost_its_claim_stops_what_no_takeover_adopts() -> None:
+    ours = job(S.DISPATCHED, task_arn="t0")
+    assert stop_after_lost_claim(("t0", "t1"), ours, gang=True) == []  # our own write landed
+    assert stop_after_lost_claim(("t0", "t1"), job(launch_claim="other"), gang=True) == ["t0", "t1"]
+    assert stop_after_lost_claim(("t0",), job(launch_claim="other"), gang=False) == []  # adopted by the takeover
+    assert stop_after_lost_claim(("t0",), job(S.CANCELLED), gang=False) == ["t0"]
+    assert stop_after_lost_claim(("t0",), None, gang=False) == ["t0"]
 
 
 # --- backoff --------------------------------------------------------------------------------------

@@ -11,10 +11,10 @@ import pytest
 
 from aws.job_store import DynamoJobStore
 from jobs.states import JobState
+from lifecycle import fanout
+from lifecycle.fanout import fan_out
 from lifecycle.finished import job_finished
 from lifecycle.reconcile import housekeeping
-from submitter import fanout
-from submitter.fanout import fan_out
 from tests.lambdas.core.conftest import FakeClock
 from tests.lambdas.core.helpers import World
 from trainctl.sweeps import cancel_children

@@ -19,11 +19,11 @@ from jobs.record import JobRecord
 from jobs.retries import MAX_INTERRUPTIONS
 from jobs.states import JobState
 from jobs.timeutil import iso
+from lifecycle.ports import Ports
 from lifecycle.task_decisions import STALE_RETRY_SECONDS
 from submitter.handler import handler as submitter
 from task_events import wiring
 from task_events.handler import handler
-from task_events.wiring import Ports
 from tests.lambdas.core.conftest import FakeClock
 from tests.lambdas.core.helpers import (
     FakeLambdaContext,

@@ -1,6 +1,7 @@
-"""Pure submitter logic: what to do with one dispatch-queue message, and the RunTask request for a job.
+"""The RunTask request(s) for one attempt of a job, and reading RunTask's answer (pure).
 
-No boto3, no environment, no clock: the job record, the time and the capacity left come in as arguments.
+No I/O, no environment, no clock: the spec, the record, the time and the deployment's LaunchConfig come in as
+arguments.
 """
 
 from __future__ import annotations
@@ -8,111 +9,25 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from contracts import CONTAINER_NAME
+from jobs import waiting
 from jobs.ecs import FARGATE, FARGATE_SPOT, is_capacity_reason
 from jobs.environment import job_environment
+from jobs.gang import RENDEZVOUS_COMMAND, group, rank_environment
 from jobs.jobspec import JobSpec
 from jobs.record import JobRecord
-from jobs.states import ACTIVE, WAITING
-from jobs.timeutil import parse_iso
 
-LAUNCH_LEASE_SECONDS = 300
-"""How long a launch claim protects (job, attempt) before another consumer may recover it. Must exceed the
-submitter Lambda's timeout, so a live invocation never loses its claim."""
-BASE_DEFER_SECONDS = 10
-MAX_DEFER_SECONDS = 900
-"""SQS DelaySeconds maximum."""
 MAX_OVERRIDES_CHARS = 8192
 """RunTask: "A total of 8192 characters are allowed for overrides" (JSON formatting included)."""
 
 
-# --- decisions ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Skip:
-    """Acknowledge the message without doing anything (duplicate, stale or finished job)."""
-
-    reason: str
-
-
-@dataclass(frozen=True)
-class Defer:
-    """Put the message back on the queue with a delay; the job stays waiting with `reason`."""
-
-    reason: str
-
-
-@dataclass(frozen=True)
-class Launch:
-    """Claim the job and run its task. `takeover` is the expired claim being recovered, if any."""
-
-    takeover: str | None = None
-
-
-@dataclass(frozen=True)
-class CancelWaiting:
-    """The job was cancelled before it got a task: record CANCELLED."""
-
-    reason: str
-
-
-Decision = Skip | Defer | Launch | CancelWaiting
-
-
-def claim_expired(job: JobRecord, now: datetime) -> bool:
-    if job.launch_claimed_at is None:
-        return True
-    return parse_iso(job.launch_claimed_at) + timedelta(seconds=LAUNCH_LEASE_SECONDS) <= now
-
-
-def decide(*, job: JobRecord, message_attempt: int, now: datetime, room: bool, room_reason: str) -> Decision:
-    """What to do with a valid message for an existing job record.
-
-    `room` says whether one more training task fits under the concurrency cap (`room_reason` says why not).
-    """
-    if job.terminal:
-        return Skip(f"job already {job.state}")
-    if message_attempt != job.attempt:
-        return Skip(f"message is for attempt {message_attempt}, job is at attempt {job.attempt}")
-    if job.state in ACTIVE:
-        return Skip(f"attempt {job.attempt} already launched ({job.state}, task {job.task_arn})")
-    if job.state not in WAITING:  # pragma: no cover - every state is terminal, active or waiting
-        return Skip(f"job in unexpected state {job.state}")
-    if job.launch_claim is not None and not claim_expired(job, now):
-        # A cancel waits too: the claim holder's record sees cancel_requested and stops the task it launched.
-        return Defer(f"launch of attempt {job.attempt} in progress elsewhere (claim {job.launch_claim})")
-    if job.cancel_requested:  # with an expired claim, the cancel first stops whatever that launch started
-        return CancelWaiting("cancelled before a task was launched")
-    if job.launch_claim is not None:
-        return Launch(takeover=job.launch_claim)
-    if not room:
-        return Defer(room_reason)
-    return Launch()
-
-
-def backoff_seconds(deferrals: int, job_id: str) -> int:
-    """Exponential backoff for a deferred message: 10 s, 20 s, 40 s ... capped at 900 s (SQS's maximum
-    DelaySeconds), with up to +25% deterministic jitter from the job id so a burst does not return at once."""
-    base = min(MAX_DEFER_SECONDS, BASE_DEFER_SECONDS * (2 ** min(deferrals, 16)))
-    spread = int.from_bytes(hashlib.sha256(f"{job_id}:{deferrals}".encode()).digest()[:2], "big") / 65535
-    return min(MAX_DEFER_SECONDS, int(base * (1 + 0.25 * spread)))
-
-
-def cap_reason(active: int, maximum: int) -> str:
-    return f"waiting: concurrency cap reached ({active} of {maximum} training tasks active)"
-
-
-# --- the launch plan ---------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class LaunchConfig:
-    """The parts of the submitter's settings a launch plan needs."""
+    """What a launch plan needs from the deployment (the submitter's wiring builds it from its settings)."""
 
     cluster: str
     task_definitions: Mapping[str, str]
@@ -156,6 +71,14 @@ class LaunchPlan:
         }
 
 
+class OverridesTooLarge(ValueError):
+    def __init__(self, size: int) -> None:
+        super().__init__(
+            f"command + environment make {size} characters of RunTask overrides (at most {MAX_OVERRIDES_CHARS})"
+        )
+        self.size = size
+
+
 def choose_providers(spec: JobSpec, *, prefer_on_demand: bool, gpu_capacity_provider: str) -> tuple[str, ...]:
     """GPU jobs: the GPU capacity provider. Otherwise Spot first (falling back to FARGATE) when the job
     allows Spot and has not been interrupted, else on-demand FARGATE only."""
@@ -185,9 +108,7 @@ def plan_launch(spec: JobSpec, *, attempt: int, prefer_on_demand: bool, config: 
     if spec.gpu:
         container["resourceRequirements"] = [{"type": "GPU", "value": str(spec.gpu)}]
     overrides = {"cpu": str(spec.cpu), "memory": str(spec.memory), "containerOverrides": [container]}
-    size = len(json.dumps(overrides, separators=(",", ":")))
-    if size > MAX_OVERRIDES_CHARS:
-        raise OverridesTooLarge(size)
+    _check_size(overrides)
     tags = (
         {"key": "job-id", "value": job_id},
         {"key": "attempt", "value": str(attempt)},
@@ -213,12 +134,65 @@ def plan_launch(spec: JobSpec, *, attempt: int, prefer_on_demand: bool, config: 
     )
 
 
-class OverridesTooLarge(ValueError):
-    def __init__(self, size: int) -> None:
-        super().__init__(
-            f"command + environment make {size} characters of RunTask overrides (at most {MAX_OVERRIDES_CHARS})"
-        )
-        self.size = size
+def plan_for_record(
+    plan: LaunchPlan, spec: JobSpec, job: JobRecord, now: datetime, *, prefer_on_demand: bool, config: LaunchConfig
+) -> LaunchPlan:
+    """The message's plan adjusted to the job's record: on-demand only when the record asks for it (an
+    interrupted attempt whose message lost that attribute), Spot only while a max_wait ON_DEMAND job still holds
+    for Spot."""
+    if job.extra.get("prefer_on_demand") and not prefer_on_demand:
+        plan = plan_launch(spec, attempt=plan.attempt, prefer_on_demand=True, config=config)
+    return hold_for_spot(plan, spec, job, now)
+
+
+def hold_for_spot(plan: LaunchPlan, spec: JobSpec, job: JobRecord, now: datetime) -> LaunchPlan:
+    """A max_wait ON_DEMAND job tries Spot only until its deadline (jobs.waiting), then falls back."""
+    if waiting.hold_for_spot(spec, job, now) and FARGATE_SPOT in plan.providers:
+        return replace(plan, providers=(FARGATE_SPOT,))
+    return plan
+
+
+def rank_request(
+    plan: LaunchPlan,
+    provider: str,
+    *,
+    rank: int,
+    nodes: int,
+    jobs_table: str,
+    claim: str,
+    master_task: str | None = None,
+) -> dict[str, Any]:
+    """The RunTask request of one rank of a distributed job: the plan's request plus the rank's environment, the
+    rendezvous wrapper around the job's command, the gang's group, a rank tag and a client token per (job,
+    attempt, provider, rank, claim). Ranks > 0 need `master_task`, rank 0's task ARN of this launch (so rank 0
+    is started first)."""
+    request = plan.request(provider)
+    (container,) = request["overrides"]["containerOverrides"]
+    environment = {e["name"]: e["value"] for e in container["environment"]}
+    environment.update(
+        rank_environment(rank=rank, nodes=nodes, jobs_table=jobs_table, claim=claim, master_task=master_task)
+    )
+    container = {
+        **container,
+        "command": [*RENDEZVOUS_COMMAND, *container["command"]],
+        "environment": [{"name": k, "value": v} for k, v in sorted(environment.items())],
+    }
+    overrides = {**request["overrides"], "containerOverrides": [container]}
+    _check_size(overrides)
+    token = hashlib.sha256(f"{plan.job_id}\x00{plan.attempt}\x00{provider}\x00{rank}\x00{claim}".encode()).hexdigest()
+    return {
+        **request,
+        "overrides": overrides,
+        "group": group(plan.job_id),
+        "tags": [*request["tags"], {"key": "rank", "value": str(rank)}],
+        "clientToken": f"a{plan.attempt}r{rank}-{token}"[:64],
+    }
+
+
+def _check_size(overrides: Mapping[str, Any]) -> None:
+    size = len(json.dumps(overrides, separators=(",", ":")))
+    if size > MAX_OVERRIDES_CHARS:
+        raise OverridesTooLarge(size)
 
 
 # --- reading RunTask's answer ------------------------------------------------------------------

@@ -9,31 +9,26 @@ parent message to continue; the last group moves the parent to RUNNING. A cancel
 (checked before and after each group, also mid-invocation): the group in flight is cancelled too (its children
 may have been created after `trainctl cancel` listed the enqueued ones), and the parent settles with its counts
 as soon as its enqueued children are terminal (lifecycle.parents: CANCELLED, unless every child had already ended).
-
-Also here: `hold_for_spot`, which keeps a ``max_wait: ON_DEMAND`` job on Spot until its deadline.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Callable
 from datetime import datetime
-from typing import Protocol
 
-from aws.job_store import DynamoJobStore
-from jobs import waiting
+from contracts import DISPATCH_QUEUE, WORKER_QUEUE
 from jobs.children import expand, size_of
-from jobs.ecs import FARGATE_SPOT
 from jobs.errors import JobSpecInvalid, JobStateConflict
 from jobs.jobspec import JobSpec
 from jobs.messages import dispatch_attributes
 from jobs.record import JobRecord
 from jobs.states import JobState
 from jobs.sweep import child_id
+from lifecycle.dispatch_rules import Outcome
 from lifecycle.finished import job_finished
 from lifecycle.parents import KIND, cancel_child, enqueued, settle
-from submitter.logic import LaunchPlan
+from lifecycle.ports import Clock, JobStore, QueuePort
 
 CHUNK = 500
 """Children enqueued per invocation (10 creates + 1 SendMessageBatch per group of 10)."""
@@ -41,31 +36,23 @@ GROUP = 10
 """SendMessageBatch takes at most 10 messages."""
 
 
-class BatchQueuePort(Protocol):
-    def send(
-        self, queue_url: str, body: str, attributes: Mapping[str, Mapping[str, str]], *, delay_seconds: int = 0
-    ) -> str: ...
-
-    def send_batch(self, queue_url: str, bodies: Sequence[tuple[str, str]]) -> None: ...
-
-
 def fan_out(
     spec: JobSpec,
     *,
-    store: DynamoJobStore,
-    queues: BatchQueuePort,
-    clock: Callable[[], datetime],
+    store: JobStore,
+    queues: QueuePort,
+    clock: Clock,
     dispatch_queue_url: str,
     worker_queue_url: str,
-    reject: Callable[[str], str],
-) -> str:
-    """Enqueue the next chunk of the parent's children; returns what happened (a metric name)."""
+    reject: Callable[[str], Outcome],
+) -> Outcome:
+    """Enqueue the next chunk of the parent's children; returns what happened."""
     assert spec.job_id is not None
     try:
         children = expand(spec)
     except JobSpecInvalid as exc:
         return reject(str(exc))
-    queue, queue_url = ("dispatch", dispatch_queue_url) if spec.dedicated else ("worker", worker_queue_url)
+    queue, queue_url = (DISPATCH_QUEUE, dispatch_queue_url) if spec.dedicated else (WORKER_QUEUE, worker_queue_url)
     if not queue_url:
         return reject("invalid job spec: dedicated: this deployment has no worker queue for the children")
     _, parent = store.create_if_absent(
@@ -74,14 +61,14 @@ def fan_out(
         attempt=1,
         now=clock(),
         spec=spec.to_json(),
-        queue="dispatch",
+        queue=DISPATCH_QUEUE,
         kind=KIND,
         array_size=len(children),
         enqueued=0,
         reason=f"fanning out {len(children)} children",
     )
     if parent.terminal or parent.state != JobState.SUBMITTED:
-        return "DuplicatesSkipped"
+        return Outcome.SKIPPED
     start = enqueued(parent)
     if parent.cancel_requested:  # a crash may have left the next group created (not yet marked): cancel it too
         return _stop(store, parent, range(start, min(len(children), start + GROUP)), clock)
@@ -101,17 +88,17 @@ def fan_out(
         queues.send_batch(queue_url, [(str(child.array_index), child.to_json()) for child in group])
         marked = _mark(store, parent, first + len(group), len(children), clock())
         if marked is None:
-            return "DuplicatesSkipped"
+            return Outcome.SKIPPED
         parent = marked
         if parent.cancel_requested:  # cancelled during this invocation: stop here, with this group
             return _stop(store, parent, range(first, first + len(group)), clock)
     if enqueued(parent) < len(children):
         queues.send(dispatch_queue_url, spec.to_json(), dispatch_attributes(attempt=1))
-        return "ArrayFanOutContinued"
-    return "ArrayChildrenEnqueued"
+        return Outcome.FAN_OUT_CONTINUED
+    return Outcome.FANNED_OUT
 
 
-def _stop(store: DynamoJobStore, parent: JobRecord, indexes: range, clock: Callable[[], datetime]) -> str:
+def _stop(store: JobStore, parent: JobRecord, indexes: range, clock: Clock) -> Outcome:
     """Stop the fan-out of a cancelled parent: cancel the children of the group around the cancel that are still
     waiting (the running ones see their cancel request), then settle the parent if its children allow it."""
     ids = [child_id(parent.job_id, i) for i in indexes if i >= 0]
@@ -124,10 +111,10 @@ def _stop(store: DynamoJobStore, parent: JobRecord, indexes: range, clock: Calla
                 job_finished(store, record, clock())
     current = store.get(parent.job_id) or parent
     settle(store, current, clock())
-    return "JobsCancelled"
+    return Outcome.CANCELLED
 
 
-def _mark(store: DynamoJobStore, parent: JobRecord, done: int, total: int, now: datetime) -> JobRecord | None:
+def _mark(store: JobStore, parent: JobRecord, done: int, total: int, now: datetime) -> JobRecord | None:
     """Record progress; the last group moves the parent to RUNNING (unless a cancel arrived: the progress write
     returns the cancel flag first). None when another consumer moved it on."""
     reason = f"{total} children enqueued" if done == total else f"fanning out: {done} of {total} children enqueued"
@@ -161,10 +148,3 @@ def _mark(store: DynamoJobStore, parent: JobRecord, done: int, total: int, now: 
 
 def is_parent_spec(spec: JobSpec) -> bool:
     return size_of(spec) > 0
-
-
-def hold_for_spot(plan: LaunchPlan, spec: JobSpec, job: JobRecord, now: datetime) -> LaunchPlan:
-    """A max_wait ON_DEMAND job tries Spot only until its deadline (jobs.waiting), then falls back."""
-    if waiting.hold_for_spot(spec, job, now) and FARGATE_SPOT in plan.providers:
-        return replace(plan, providers=(FARGATE_SPOT,))
-    return plan

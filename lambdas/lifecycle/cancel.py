@@ -2,8 +2,9 @@
 
 A cancel is first a request on the record (``cancel_requested``), which every consumer honours. Then:
 
-- a job still waiting, with no launch in progress, ends CANCELLED here (then the finished hook: its metric line,
-  its count on a parent);
+- a job still waiting, with no launch in progress, ends CANCELLED here (`cancel_waiting`, then the finished hook:
+  its metric line, its count on a parent); a consumer that receives a job whose cancel was requested ends it the
+  same way;
 - a dedicated job's task is stopped (the task-events Lambda records CANCELLED when it stops);
 - a worker-queue job is stopped by its worker at the next heartbeat;
 - a launch in progress is stopped by the submitter as soon as its task is recorded.
@@ -135,21 +136,29 @@ def _follow_up(
     """After the request: end a waiting job (reason `ended`), or stop a dedicated job's task (reason `stop`)."""
     if record.state in WAITING and record.launch_claim is None:
         try:
-            record = store.transition(
-                record.job_id,
-                JobState.CANCELLED,
-                expected_states=record.state,
-                expected_attempt=record.attempt,
-                now=now,
-                reason=ended,
-            )
+            return JobCancel(cancel_waiting(store, record, now, reason=ended, emit=emit), Step.CANCELLED)
         except JobStateConflict as conflict:
             return JobCancel(conflict.current or record, Step.STARTED)
-        job_finished(store, record, now, emit=emit)
-        return JobCancel(record, Step.CANCELLED)
     if record.state not in ACTIVE:
         return JobCancel(record, Step.LAUNCHING)
     if record.queue == DISPATCH_QUEUE and record.task_arn:
         tasks.stop_task(record.task_arn, stop)
         return JobCancel(record, Step.STOPPING_TASK)
     return JobCancel(record, Step.WORKER_STOPS)
+
+
+def cancel_waiting(
+    store: JobStore, job: JobRecord, now: datetime, *, reason: str, emit: Callable[[str], None] | None = None
+) -> JobRecord:
+    """A job still waiting (no task, no launch in progress) ends CANCELLED, then the finished hook. Raises
+    JobStateConflict when it moved on since `job` was read (e.g. it started)."""
+    ended = store.transition(
+        job.job_id,
+        JobState.CANCELLED,
+        expected_states=job.state,
+        expected_attempt=job.attempt,
+        now=now,
+        reason=reason,
+    )
+    job_finished(store, ended, now, emit=emit)
+    return ended

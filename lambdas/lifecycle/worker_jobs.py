@@ -28,6 +28,7 @@ from jobs.record import JobRecord, clip_reason
 from jobs.retry_rules import Stop
 from jobs.states import ACTIVE, JobState
 from jobs.timeutil import parse_iso
+from lifecycle.cancel import cancel_waiting
 from lifecycle.finished import job_finished
 from lifecycle.outcomes import Finish, Retry, Wording, after_interruption, after_stop
 from lifecycle.ports import Clock, JobStore
@@ -192,15 +193,7 @@ def _take(
         if job.terminal:
             return Taken(Delivery.DROP)
     if job.cancel_requested:
-        cancelled = store.transition(
-            job.job_id,
-            JobState.CANCELLED,
-            expected_states=job.state,
-            expected_attempt=job.attempt,
-            now=now,
-            reason="cancelled before it started",
-        )
-        job_finished(store, cancelled, now, emit=emit)
+        cancel_waiting(store, job, now, reason="cancelled before it started", emit=emit)
         return Taken(Delivery.DROP)
     attempt, reason = next_attempt(job)
     running = store.transition(

@@ -13,9 +13,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from trainctl.errors import TrainctlError
+from trainctl.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, TrainctlError
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 STATES = ("SUBMITTED", "DISPATCHED", "RUNNING", "SUCCEEDED", "FAILED", "RETRYING", "CANCELLED", "REJECTED")
 
 
@@ -153,20 +152,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run trainctl; returns the exit code (the console script exits with it)."""
     args = build_parser().parse_args(argv)
     try:
-        from trainctl import commands
+        from trainctl import cancel, dlq, logs, show, submit
         from trainctl.resources import Session
 
-        session = Session(args, os.environ)
         handler = {
-            "submit": commands.submit,
-            "status": commands.status,
-            "list": commands.list_jobs,
-            "cancel": commands.cancel,
-            "explain": commands.explain_job,
-            "logs": commands.logs,
-            "dlq": commands.dlq,
+            "submit": submit.submit,
+            "status": show.status,
+            "list": show.list_jobs,
+            "cancel": cancel.cancel,
+            "explain": show.explain_job,
+            "logs": logs.logs,
+            "dlq": dlq.dlq,
         }[args.command]
-        return handler(session, args, sys.stdout)
+        return handler(Session(args, os.environ), args, sys.stdout)
     except TrainctlError as exc:
         print(f"trainctl: error: {exc}", file=sys.stderr)
         return exc.exit_code

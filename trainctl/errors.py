@@ -1,4 +1,5 @@
-"""The one place where AWS client errors become one-line trainctl errors (matched on error codes, never text)."""
+"""trainctl's exit codes, and the one place where AWS client errors become one-line trainctl errors (matched on
+error codes, never text)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+"""Success; an error or a job that did not succeed; invalid arguments or job spec; interrupted."""
+
 
 class TrainctlError(Exception):
     """A failure reported as one line on stderr; ``exit_code`` is the process exit code."""
 
-    def __init__(self, message: str, exit_code: int = 1) -> None:
+    def __init__(self, message: str, exit_code: int = EXIT_ERROR) -> None:
         super().__init__(message)
         self.exit_code = exit_code
 

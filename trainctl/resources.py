@@ -6,11 +6,17 @@ DescribeStacks is called at most once per run, and only when something was not g
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from trainctl.errors import TrainctlError, aws_call
 
+if TYPE_CHECKING:
+    from aws.job_store import DynamoJobStore
+    from jobs.record import JobRecord
+
 DEFAULT_STACK = "TrainingAutoscaler"
+QUEUES = {"worker": ("worker_queue_url", "worker_dlq_url"), "dispatch": ("dispatch_queue_url", "dispatch_dlq_url")}
+"""A job's queue -> the resources of its queue and of its DLQ."""
 
 
 class Resource(NamedTuple):
@@ -54,6 +60,7 @@ class Session:
         self._clients: dict[str, Any] = {}
         self._outputs: dict[str, str] | None = None
         self._session: Any = None
+        self._jobs: DynamoJobStore | None = None
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
@@ -67,6 +74,21 @@ class Session:
             endpoint = getattr(self.options, "endpoint_url", None)  # else boto3 honours AWS_ENDPOINT_URL
             self._clients[service] = self._session.client(service, endpoint_url=endpoint)
         return self._clients[service]
+
+    def jobs(self) -> DynamoJobStore:
+        """The jobs table."""
+        if self._jobs is None:
+            from aws.job_store import DynamoJobStore
+
+            self._jobs = DynamoJobStore(self.client("dynamodb"), self.get("jobs_table"))
+        return self._jobs
+
+    def job(self, job_id: str) -> JobRecord:
+        """The job's record; raises TrainctlError when there is no such job."""
+        record = aws_call("GetItem", self.jobs().get, job_id=job_id)
+        if record is None:
+            raise TrainctlError(f"job {job_id!r} not found")
+        return record
 
     def outputs(self) -> dict[str, str]:
         if self._outputs is None:

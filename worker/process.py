@@ -8,31 +8,15 @@ prefix, which is how ``trainctl logs`` finds a job's lines in a worker's log str
 from __future__ import annotations
 
 import contextlib
-import enum
 import os
 import signal
 import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import IO
 
-
-class Outcome(enum.StrEnum):
-    EXITED = "exited"  # the command ended by itself (exit code tells success or failure)
-    TIMED_OUT = "timed_out"  # killed after timeout_seconds
-    INTERRUPTED = "interrupted"  # the worker is shutting down (SIGTERM): checkpoint and requeue
-    CANCELLED = "cancelled"  # a user asked to cancel the job
-    ABANDONED = "abandoned"  # the worker lost the job to another worker (its lease was taken over)
-    NOT_STARTED = "not_started"  # the command could not be started (e.g. program not found)
-
-
-@dataclass(frozen=True)
-class Result:
-    outcome: Outcome
-    exit_code: int | None
-    detail: str = ""
+from lifecycle.worker_jobs import Outcome, Result
 
 
 def exit_description(code: int) -> str:

@@ -25,9 +25,9 @@ from jobs.messages import dispatch_attributes
 from jobs.record import JobRecord
 from jobs.states import JobState
 from jobs.sweep import child_id
+from lifecycle.cancel import cancel_with_parent
 from lifecycle.dispatch_rules import Outcome
-from lifecycle.finished import job_finished
-from lifecycle.parents import KIND, cancel_child, enqueued, settle
+from lifecycle.parents import KIND, enqueued, settle
 from lifecycle.ports import Clock, JobStore, QueuePort
 
 CHUNK = 500
@@ -106,9 +106,7 @@ def _stop(store: JobStore, parent: JobRecord, indexes: range, clock: Clock) -> O
         if child.terminal:
             continue
         with contextlib.suppress(JobStateConflict):
-            record, ended = cancel_child(store, child, parent.job_id, clock())
-            if ended:
-                job_finished(store, record, clock())
+            cancel_with_parent(store, child, parent.job_id, clock(), tasks=None)
     current = store.get(parent.job_id) or parent
     settle(store, current, clock())
     return Outcome.CANCELLED

@@ -24,12 +24,14 @@ def _print(line: str) -> None:
     print(line, flush=True)
 
 
-def job_finished(store: JobStore, record: JobRecord, now: datetime, *, emit: Callable[[str], None] = _print) -> None:
-    """Emit the job's metric line, then count its end on its parent (a failure there is logged: the
-    task-events reconcile pass settles a parent left behind)."""
+def job_finished(
+    store: JobStore, record: JobRecord, now: datetime, *, emit: Callable[[str], None] | None = None
+) -> None:
+    """Emit the job's metric line (to `emit`; default stdout), then count its end on its parent (a failure
+    there is logged: the task-events reconcile pass settles a parent left behind)."""
     if not record.terminal:
         return
-    emit(
+    (emit or _print)(
         emf_line(
             at=now,
             job_id=record.job_id,

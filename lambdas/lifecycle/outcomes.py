@@ -2,7 +2,8 @@
 
 One rule for every path (dedicated tasks, gangs, the worker): a failed attempt uses one of the job's
 ``max_attempts`` unless a retry rule (or a built-in default) says EXIT; an interruption (Spot, no capacity, a
-stopped worker) does not, up to MAX_INTERRUPTIONS (jobs.retries).
+stopped worker) does not, up to MAX_INTERRUPTIONS (jobs.retries). A path words its reasons its own way
+(`Wording`); the decision is the same.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ class Finish:
     state: JobState
     reason: str | None
     exit_code: int | None = None
+    failures: int | None = None
+    """Failed attempts to record, this one included (None: unchanged)."""
+    interruptions: int | None = None
+    """Interruptions to record, this one included (None: unchanged)."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,23 @@ class Retry:
     exit_code: int | None = None
 
 
+@dataclass(frozen=True)
+class Wording:
+    """A path's reason texts (str.format fields: attempt, what, count, max_attempts, delay, why, limit)."""
+
+    exit_rule: str = "attempt {attempt} failed ({what}); {why}"
+    no_attempts_left: str = (
+        "attempt {attempt} failed ({what}); no attempts left ({count} of max_attempts={max_attempts})"
+    )
+    retrying: str = "attempt {attempt} failed ({what}); retrying ({count} of max_attempts={max_attempts} used)"
+    too_many_interruptions: str = "attempt {attempt} {what}; gave up after {limit} interruptions"
+    interrupted: str = "attempt {attempt} {what}; re-submitting on on-demand capacity (interruption {count} of {limit})"
+
+
+TASKS = Wording()
+"""The dedicated tasks' wording (the task-events Lambda)."""
+
+
 def _prefers_on_demand(job: JobRecord) -> bool:
     return bool(job.extra.get("prefer_on_demand"))
 
@@ -49,14 +71,15 @@ def after_failure(
     exit_code: int | None,
     *,
     base_delay_seconds: int = RETRY_BASE_DELAY_SECONDS,
+    wording: Wording = TASKS,
 ) -> Finish | Retry:
     """A failed attempt uses one of the job's max_attempts (jobs.retries)."""
     verdict = retries.after_failure(job.failures, spec.max_attempts, base_delay_seconds=base_delay_seconds)
-    used = f"{verdict.count} of max_attempts={spec.max_attempts}"
+    words = {"attempt": job.attempt, "what": what, "count": verdict.count, "max_attempts": spec.max_attempts}
     if verdict.give_up:
-        return Finish(JobState.FAILED, f"attempt {job.attempt} failed ({what}); no attempts left ({used})", exit_code)
+        return Finish(JobState.FAILED, wording.no_attempts_left.format(**words), exit_code, failures=verdict.count)
     return Retry(
-        reason=f"attempt {job.attempt} failed ({what}); retrying ({used} used)",
+        reason=wording.retrying.format(**words, delay=verdict.delay_seconds),
         next_attempt=job.attempt + 1,
         failures=verdict.count,
         interruptions=job.interruptions,
@@ -66,28 +89,39 @@ def after_failure(
     )
 
 
-def after_interruption(job: JobRecord, what: str) -> Finish | Retry:
-    """Spot interruption or no capacity to start: re-submit on on-demand; bounded by MAX_INTERRUPTIONS."""
+def after_interruption(
+    job: JobRecord, what: str, *, prefer_on_demand: bool = True, wording: Wording = TASKS
+) -> Finish | Retry:
+    """Spot interruption, no capacity to start, a stopped worker: retry at once (on on-demand capacity when
+    `prefer_on_demand`); bounded by MAX_INTERRUPTIONS."""
     verdict = retries.after_interruption(job.interruptions)
+    words = {"attempt": job.attempt, "what": what, "count": verdict.count, "limit": MAX_INTERRUPTIONS}
     if verdict.give_up:
-        return Finish(JobState.FAILED, f"attempt {job.attempt} {what}; gave up after {MAX_INTERRUPTIONS} interruptions")
+        return Finish(JobState.FAILED, wording.too_many_interruptions.format(**words), interruptions=verdict.count)
     return Retry(
-        reason=f"attempt {job.attempt} {what}; re-submitting on on-demand capacity "
-        f"(interruption {verdict.count} of {MAX_INTERRUPTIONS})",
+        reason=wording.interrupted.format(**words),
         next_attempt=job.attempt + 1,
         failures=job.failures,
         interruptions=verdict.count,
-        prefer_on_demand=True,
+        prefer_on_demand=prefer_on_demand,
         delay_seconds=0,
     )
 
 
 def after_stop(
-    job: JobRecord, spec: JobSpec, stop: Stop, what: str, *, oom_advice: str, **retry: int
+    job: JobRecord,
+    spec: JobSpec,
+    stop: Stop,
+    what: str,
+    *,
+    oom_advice: str,
+    base_delay_seconds: int = RETRY_BASE_DELAY_SECONDS,
+    wording: Wording = TASKS,
 ) -> Finish | Retry:
     """An attempt that ended without success: the job's retry rules and the built-in defaults (jobs.retry_rules)
-    decide between failing now and after_failure (`retry`: its keyword arguments)."""
+    decide between failing now (a failed attempt too) and after_failure."""
     rule = evaluate(spec.retry_rules, stop, oom_advice=oom_advice)
     if rule.action == EXIT:
-        return Finish(JobState.FAILED, f"attempt {job.attempt} failed ({what}); {rule.why}", stop.exit_code)
-    return after_failure(job, spec, what, stop.exit_code, **retry)
+        reason = wording.exit_rule.format(attempt=job.attempt, what=what, why=rule.why)
+        return Finish(JobState.FAILED, reason, stop.exit_code, failures=job.failures + 1)
+    return after_failure(job, spec, what, stop.exit_code, base_delay_seconds=base_delay_seconds, wording=wording)

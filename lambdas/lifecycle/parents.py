@@ -19,7 +19,7 @@ from typing import Any
 from jobs.cost import sum_costs
 from jobs.errors import JobStateConflict
 from jobs.record import JobRecord
-from jobs.states import TERMINAL, WAITING, JobState, can_transition
+from jobs.states import TERMINAL, JobState, can_transition
 from jobs.sweep import child_id
 from lifecycle.ports import JobStore
 
@@ -129,25 +129,6 @@ def settle(store: JobStore, parent: JobRecord, now: datetime) -> JobRecord:
         )
     except JobStateConflict as conflict:  # settled meanwhile by another child's end
         return conflict.current or parent
-
-
-def cancel_child(store: JobStore, child: JobRecord, parent_id: str, now: datetime) -> tuple[JobRecord, bool]:
-    """Request `child`'s cancel with its parent; a child still waiting (no launch claim) is CANCELLED at once.
-
-    Returns the child's record and whether it ended here (the caller then counts it on the parent). Raises
-    JobStateConflict when the child changed meanwhile."""
-    child = store.request_cancel(child.job_id, now=now, reason=f"cancelled with its parent {parent_id}")
-    if child.state not in WAITING or child.launch_claim is not None:
-        return child, False
-    ended = store.transition(
-        child.job_id,
-        JobState.CANCELLED,
-        expected_states=child.state,
-        expected_attempt=child.attempt,
-        now=now,
-        reason=f"cancelled with its parent {parent_id} before it started",
-    )
-    return ended, True
 
 
 def on_child_finished(store: JobStore, child: JobRecord, now: datetime) -> JobRecord | None:

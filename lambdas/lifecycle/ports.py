@@ -45,6 +45,12 @@ class EcsPort(Protocol):
         ...
 
 
+class TaskStopper(Protocol):
+    """Stops one task: what a cancel needs of ECS (EcsPort has it; trainctl brings its own)."""
+
+    def stop_task(self, task_arn: str, reason: str) -> None: ...
+
+
 class QueuePort(Protocol):
     """SQS (aws.sqs.SqsSender)."""
 

@@ -37,7 +37,7 @@ def reject(
     store: JobStore,
     queues: QueuePort,
     clock: Clock,
-    dlq_url: str,
+    dlq_url: str | None,
     queue: str,
     message_id: str,
     body: str,
@@ -46,15 +46,17 @@ def reject(
     job_id: str | None = None,
     emit: Callable[[str], None] | None = None,
 ) -> str:
-    """Record why `body` was refused; returns the job id it was recorded under. `emit` overrides where the
-    finished job's metric line goes (lifecycle.finished)."""
+    """Record why `body` was refused; returns the job id it was recorded under. No `dlq_url` (none configured):
+    the record alone keeps the reason. `emit` overrides where the finished job's metric line goes
+    (lifecycle.finished)."""
     reason = clip_reason(reason)
     job_id = job_id or guess_job_id(body) or derive_job_id(message_id)
-    queues.send(
-        dlq_url,
-        body or "(empty body)",
-        string_attributes({REASON: reason, JOB_ID: job_id, "source_message_id": message_id}),
-    )
+    if dlq_url:
+        queues.send(
+            dlq_url,
+            body or "(empty body)",
+            string_attributes({REASON: reason, JOB_ID: job_id, "source_message_id": message_id}),
+        )
     now = clock()
     created, job = store.create_if_absent(
         job_id, state=JobState.REJECTED, attempt=attempt, now=now, queue=queue, reason=reason, body=body[:MAX_BODY_KEPT]
@@ -73,6 +75,5 @@ def reject(
     if ended is None:
         log.warning("invalid message for existing job %s (%s) left the job alone", job_id, job.state)
     else:
-        finished = {"emit": emit} if emit is not None else {}
-        job_finished(store, ended, now, **finished)
+        job_finished(store, ended, now, emit=emit)
     return job_id

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import io
 import json
+import logging
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,8 +21,9 @@ from aws.job_store import DynamoJobStore
 from jobs.states import JobState
 from jobs.timeutil import utcnow
 from tests.containers.helpers import BUCKET, PYTHON, REGION, REPO, create_jobs_table, subprocess_env
-from trainctl import commands
+from trainctl import follow, output
 from trainctl.cli import main
+from trainctl.errors import TrainctlError
 from trainctl.resources import Session
 from worker.protection import ProtectionClient, ProtectionKeeper
 from worker.service import Worker
@@ -268,7 +270,7 @@ def test_send_failure_marks_the_job_failed(
 def test_submit_wait_follows_job_to_success(
     deployment: Deployment, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(commands, "sleep", lambda _s: deployment.worker().run())
+    monkeypatch.setattr(follow, "sleep", lambda _s: deployment.worker().run())
     code, out, err = run(
         capsys, "submit", "--job-id", "w1", "--command", f"{PYTHON} -c pass", "--wait", "--interval", "0"
     )
@@ -279,7 +281,7 @@ def test_submit_wait_follows_job_to_success(
 def test_submit_wait_reports_failure_with_reason(
     deployment: Deployment, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(commands, "sleep", lambda _s: deployment.worker().run())
+    monkeypatch.setattr(follow, "sleep", lambda _s: deployment.worker().run())
     code, out, err = run(
         capsys, "submit", "--json", "--job-id", "w2", "--command", "false", "--max-attempts", "1", "--wait"
     )
@@ -292,8 +294,8 @@ def test_wait_timeout(
     deployment: Deployment, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = iter(range(0, 10_000, 100))
-    monkeypatch.setattr(commands.time, "monotonic", lambda: float(next(clock)))
-    monkeypatch.setattr(commands, "sleep", lambda _s: None)
+    monkeypatch.setattr(follow.time, "monotonic", lambda: float(next(clock)))
+    monkeypatch.setattr(follow, "sleep", lambda _s: None)
     code, _, err = run(capsys, "submit", "--job-id", "w3", "--command", "x", "--wait", "--wait-timeout", "150")
     assert code == 1
     assert "gave up waiting after 150 s: w3 SUBMITTED" in err
@@ -321,7 +323,7 @@ def test_status_plain_and_json(deployment: Deployment, capsys: pytest.CaptureFix
 def test_status_wait_exit_code_follows_the_outcome(
     deployment: Deployment, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(commands, "sleep", lambda _s: deployment.worker().run())
+    monkeypatch.setattr(follow, "sleep", lambda _s: deployment.worker().run())
     run(capsys, "submit", "--job-id", "s2", "--command", "false", "--max-attempts", "1")
     code, _, err = run(capsys, "status", "s2", "--wait")
     assert code == 1
@@ -384,6 +386,35 @@ def test_cancel_waiting_job_and_worker_drops_its_message(
     record = deployment.store.get("c1")
     assert record is not None and record.state == JobState.CANCELLED
     assert deployment.messages("WorkerQueueUrl") == []
+
+
+def metric_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+    """The EMF lines trainctl emitted for the jobs it ended (trainctl.output.emit_metric)."""
+    return [json.loads(r.getMessage()) for r in caplog.records if r.name == "trainctl.metrics"]
+
+
+def test_cancel_of_a_waiting_job_emits_one_metric_line(
+    deployment: Deployment, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="trainctl.metrics")
+    run(capsys, "submit", "--job-id", "c0", "--command", "x")
+    code, out, _ = run(capsys, "cancel", "c0")
+    assert (code, out) == (0, "c0: cancelled before it started\n")
+    [line] = metric_lines(caplog)
+    assert (line["job_id"], line["State"], line["Queue"]) == ("c0", "CANCELLED", "worker")
+    assert "_aws" in line
+
+
+def test_a_message_that_cannot_be_sent_fails_the_job_with_one_metric_line(
+    deployment: Deployment,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    caplog.set_level(logging.INFO, logger="trainctl.metrics")
+    monkeypatch.setenv("TRAINCTL_WORKER_QUEUE_URL", deployment.urls["WorkerQueueUrl"] + "-missing")
+    run(capsys, "submit", "--job-id", "lost", "--command", "x")
+    assert [(m["job_id"], m["State"]) for m in metric_lines(caplog)] == [("lost", "FAILED")]
 
 
 def test_cancel_finished_or_unknown_job_exits_1(deployment: Deployment, capsys: pytest.CaptureFixture[str]) -> None:
@@ -510,7 +541,7 @@ def test_logs_follow_until_job_finishes(
             "g3", JobState.SUCCEEDED, expected_states=JobState.RUNNING, expected_attempt=1, now=utcnow()
         )
 
-    monkeypatch.setattr(commands, "sleep", more)
+    monkeypatch.setattr(follow, "sleep", more)
     code, out, _ = run(capsys, "logs", "g3", "--follow")
     assert (code, out) == (0, "first\nlast\n")
 
@@ -613,7 +644,7 @@ def test_missing_stack_is_one_clear_line(aws: None, capsys: pytest.CaptureFixtur
 def test_missing_output_names_every_way_to_provide_it() -> None:
     session = Session(argparse.Namespace(stack=STACK), {})
     session._outputs = {}
-    with pytest.raises(commands.TrainctlError) as error:
+    with pytest.raises(TrainctlError) as error:
         session.get("cluster")
     assert str(error.value) == (
         "cannot find the ECS cluster: stack TrainingAutoscaler has no output ClusterName; "
@@ -659,7 +690,7 @@ def test_table_cuts_last_column_only_on_a_terminal(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("COLUMNS", "30")
     rows = [["job-1", "x" * 50]]
     terminal, pipe = Terminal(), io.StringIO()
-    commands.table(rows, ["JOB", "REASON"], terminal)
-    commands.table(rows, ["JOB", "REASON"], pipe)
+    output.table(rows, ["JOB", "REASON"], terminal)
+    output.table(rows, ["JOB", "REASON"], pipe)
     assert terminal.getvalue().splitlines()[1] == "job-1  " + "x" * 22 + "…"
     assert pipe.getvalue().splitlines()[1] == "job-1  " + "x" * 50

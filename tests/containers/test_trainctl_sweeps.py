@@ -4,6 +4,7 @@ cancel of a parent, and "why is my job waiting" (`trainctl explain`) from realis
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 from jobs.states import JobState
 from jobs.timeutil import iso
 from tests.containers import test_trainctl
-from tests.containers.test_trainctl import Deployment, run
+from tests.containers.test_trainctl import Deployment, metric_lines, run
 from trainctl.explain import Facts, Queue, Workers, explain
 
 S = JobState
@@ -99,6 +100,15 @@ def test_cancel_parent_cancels_every_child_not_yet_terminal(
     states = {i: deployment.store.get(f"sw-{i}") for i in range(3)}
     assert states[0].state == S.SUCCEEDED and states[2].state == S.CANCELLED  # type: ignore[union-attr]
     assert states[1].cancel_requested  # type: ignore[union-attr]  # its worker stops it at the next heartbeat
+
+
+def test_cancel_parent_emits_one_metric_line_per_child_it_ended(
+    deployment: Deployment, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="trainctl.metrics")
+    sweep_parent(deployment)
+    run(capsys, "cancel", "sw")
+    assert [(m["job_id"], m["State"], m["parent_id"]) for m in metric_lines(caplog)] == [("sw-2", "CANCELLED", "sw")]
 
 
 def test_cancel_of_the_last_child_counts_on_its_parent_which_settles_with_the_summed_cost(

@@ -20,6 +20,7 @@ from aws.job_store import DynamoJobStore
 from jobs.record import JobRecord
 from jobs.states import JobState
 from jobs.timeutil import utcnow
+from lifecycle.worker_jobs import Outcome, Result
 from tests.containers.helpers import (
     BUCKET,
     PYTHON,
@@ -30,7 +31,6 @@ from tests.containers.helpers import (
     subprocess_env,
     wait_until,
 )
-from worker.process import Outcome, Result
 from worker.protection import ProtectionClient, ProtectionKeeper
 from worker.service import Worker, process_environment, task_arn_from_metadata
 from worker.settings import SettingsError, WorkerSettings

@@ -7,8 +7,9 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from lifecycle.worker_jobs import Outcome, Result
 from tests.containers.helpers import PYTHON, wait_until
-from worker.process import Outcome, Result, exit_description, supervise
+from worker.process import exit_description, supervise
 
 
 def _never() -> Outcome | None:

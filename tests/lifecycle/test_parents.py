@@ -12,8 +12,9 @@ from fakes.store import InMemoryJobStore
 from jobs.record import JobRecord
 from jobs.states import JobState
 from jobs.timeutil import iso
+from lifecycle.cancel import Step, cancel_with_parent
 from lifecycle.finished import job_finished
-from lifecycle.parents import cancel_child, children, on_child_finished, progress, settle
+from lifecycle.parents import children, on_child_finished, progress, settle
 
 S = JobState
 
@@ -73,11 +74,10 @@ def test_a_parent_cancelled_during_its_fan_out_settles_after_its_enqueued_childr
     for i in range(2):
         child = store.get(f"p-{i}")
         assert child is not None
-        ended, finished = cancel_child(store, child, "p", clock())
-        assert (
-            finished and ended.state == S.CANCELLED and ended.reason == "cancelled with its parent p before it started"
-        )
-        on_child_finished(store, ended, clock())
+        cancel = cancel_with_parent(store, child, "p", clock(), tasks=None, emit=lambda line: None)
+        ended = cancel.record
+        assert cancel.step == Step.CANCELLED
+        assert ended.state == S.CANCELLED and ended.reason == "cancelled with its parent p before it started"
     parent = store.get("p")
     assert parent is not None and parent.state == S.CANCELLED
     assert parent.reason == "4 children: 2 CANCELLED (2 of 4 enqueued)"
@@ -88,8 +88,9 @@ def test_cancelling_a_child_under_way_only_flags_it(store: InMemoryJobStore, clo
     claimed = store.claim_launch("p-0", state=S.SUBMITTED, attempt=1, claim="A", now=clock())
     running = store.transition("p-1", S.RUNNING, expected_states=S.SUBMITTED, expected_attempt=1, now=clock())
     for child in (claimed, running):
-        flagged, finished = cancel_child(store, child, "p", clock())
-        assert not finished and flagged.state == child.state and flagged.cancel_requested
+        cancel = cancel_with_parent(store, child, "p", clock(), tasks=None)
+        flagged = cancel.record
+        assert cancel.step != Step.CANCELLED and flagged.state == child.state and flagged.cancel_requested
         assert flagged.reason == "cancelled with its parent p"
 
 

@@ -3,7 +3,6 @@ with its counts once the children enqueued before the cancel are terminal."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -12,14 +11,19 @@ import pytest
 from aws.job_store import DynamoJobStore
 from jobs.states import JobState
 from lifecycle import fanout
+from lifecycle.cancel import cancel_children
 from lifecycle.fanout import fan_out
 from lifecycle.finished import job_finished
 from lifecycle.reconcile import housekeeping
 from tests.lambdas.core.conftest import FakeClock
 from tests.lambdas.core.helpers import World
-from trainctl.sweeps import cancel_children
 
 S = JobState
+
+
+class NoTasks:
+    def stop_task(self, task_arn: str, reason: str) -> None:
+        pass
 
 
 class Queues:
@@ -66,7 +70,7 @@ def test_a_parent_cancelled_mid_fan_out_settles_when_its_enqueued_children_end(
     assert run(store, queues, clock, 30) == "ArrayFanOutContinued"
     store.transition("sw-0", S.RUNNING, expected_states=S.SUBMITTED, expected_attempt=1, now=clock())
     parent = store.request_cancel("sw", now=clock())
-    cancel_children(store, parent, clock(), lambda arn, why: None, io.StringIO())  # what `trainctl cancel` does
+    cancel_children(store, parent, clock(), tasks=NoTasks())  # what `trainctl cancel` does
     assert run(store, queues, clock, 30) == "JobsCancelled"  # the re-sent fan-out message: no more children
     assert len(queues.batches) == 1 and store.get("sw-10") is None
     parent = store.get("sw")

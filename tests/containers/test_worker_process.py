@@ -75,8 +75,13 @@ def test_stop_reason_forwards_sigterm_to_whole_process_group(tmp_path: Path) -> 
 
 
 def test_child_ignoring_sigterm_is_killed_after_grace(tmp_path: Path) -> None:
-    code = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(600)"
-    result, _ = run(code, tmp_path, grace_s=0.2, check=lambda: Outcome.CANCELLED)
+    """The cancel comes only once the child ignores SIGTERM (before that, SIGTERM would simply end it)."""
+    code = (
+        "import os, pathlib, signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "(pathlib.Path(os.environ['STATE']) / 'ready').touch()\ntime.sleep(600)"
+    )
+    ready = tmp_path / "ready"
+    result, _ = run(code, tmp_path, grace_s=0.2, check=lambda: Outcome.CANCELLED if ready.exists() else None)
     assert (result.outcome, result.exit_code) == (Outcome.CANCELLED, -9)
     assert result.detail == "killed by SIGKILL after the 0.2 s grace"
 

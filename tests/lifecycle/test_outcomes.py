@@ -31,7 +31,9 @@ def test_a_failure_retries_with_backoff_until_max_attempts_are_used() -> None:
     second = after_failure(job(attempt=2, failures=1, prefer_on_demand=True), SPEC, "exit 1", 1, base_delay_seconds=10)
     assert isinstance(second, Retry) and (second.delay_seconds, second.prefer_on_demand) == (20, True)
     last = after_failure(job(attempt=3, failures=2), SPEC, "exit 1", 1)
-    assert last == Finish(JobState.FAILED, "attempt 3 failed (exit 1); no attempts left (3 of max_attempts=3)", 1)
+    assert last == Finish(
+        JobState.FAILED, "attempt 3 failed (exit 1); no attempts left (3 of max_attempts=3)", 1, failures=3
+    )
 
 
 def test_an_interruption_moves_to_on_demand_without_using_an_attempt() -> None:
@@ -45,7 +47,9 @@ def test_an_interruption_moves_to_on_demand_without_using_an_attempt() -> None:
         delay_seconds=0,
     )
     gave_up = after_interruption(job(interruptions=MAX_INTERRUPTIONS), "was interrupted (Spot)")
-    assert gave_up == Finish(JobState.FAILED, "attempt 1 was interrupted (Spot); gave up after 5 interruptions")
+    assert gave_up == Finish(
+        JobState.FAILED, "attempt 1 was interrupted (Spot); gave up after 5 interruptions", interruptions=6
+    )
 
 
 def test_a_stop_follows_the_rules_then_the_defaults_then_retries() -> None:
@@ -53,10 +57,10 @@ def test_a_stop_follows_the_rules_then_the_defaults_then_retries() -> None:
         job(), SPEC, Stop(137, "EssentialContainerExited", None), "exit 137", oom_advice=OOM_ADVICE
     )
     assert out_of_memory == Finish(
-        JobState.FAILED, "attempt 1 failed (exit 137); out of memory: raise memory (not retried)", 137
+        JobState.FAILED, "attempt 1 failed (exit 137); out of memory: raise memory (not retried)", 137, failures=1
     )
     ruled = SPEC.model_copy(update={"retry_rules": [RetryRule(action="EXIT", exit_code="3")]})
     exited = after_stop(job(), ruled, Stop(3, None, None), "exit 3", oom_advice=OOM_ADVICE)
-    assert exited == Finish(JobState.FAILED, "attempt 1 failed (exit 3); retry_rules[0] matched: EXIT", 3)
+    assert exited == Finish(JobState.FAILED, "attempt 1 failed (exit 3); retry_rules[0] matched: EXIT", 3, failures=1)
     retried = after_stop(job(), SPEC, Stop(1, None, None), "exit 1", oom_advice=OOM_ADVICE, base_delay_seconds=5)
     assert isinstance(retried, Retry) and (retried.delay_seconds, retried.exit_code, retried.failures) == (5, 1, 1)

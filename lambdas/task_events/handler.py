@@ -8,8 +8,9 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 
+from lifecycle.ports import Ports
 from task_events.models import SCHEDULED_EVENT, TASK_STATE_CHANGE, event_kind, task_detail
-from task_events.wiring import Ports, task_watch
+from task_events.wiring import task_watch
 
 logger = Logger()
 metrics = Metrics()

@@ -14,7 +14,7 @@ from lifecycle.ports import Ports
 from lifecycle.task_watch import TaskWatch, TaskWatchConfig
 from task_events.settings import get_settings
 
-__all__ = ["Ports", "default_ports", "reset", "task_watch"]
+__all__ = ["default_ports", "reset", "task_watch"]
 
 
 @functools.cache

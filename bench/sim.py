@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -66,6 +67,48 @@ class Wakeup:
         if t == self.due:  # else superseded by an earlier ask, which already ran
             self.due = None
             self.fn()
+
+
+class Process:
+    """A blocking function run as a simulated process: on its own thread, strictly taking turns with the event
+    loop, so only one of them runs at a time (runs stay deterministic). The function lets virtual time pass with
+    ``wait``, other events run meanwhile; this is how unmodified product code, whose calls block, spends the
+    simulated time its calls take."""
+
+    def __init__(self, sim: Sim, body: Callable[[Process], None]) -> None:
+        self.sim, self._body = sim, body
+        # Two locks used as signals (a primitive lock may be released by another thread): held = keep waiting.
+        self._turn = threading.Lock()  # released: the process may run
+        self._back = threading.Lock()  # released: the event loop may run
+        self._turn.acquire()
+        self._back.acquire()
+        self._error: BaseException | None = None
+
+    def start(self) -> None:
+        """Run the function now, until it waits or returns."""
+        threading.Thread(target=self._run, daemon=True).start()
+        self._resume()
+
+    def wait(self, dt: float) -> None:
+        """Called by the function: ``dt`` seconds of virtual time pass."""
+        self.sim.after(dt, self._resume)
+        self._back.release()
+        self._turn.acquire()
+
+    def _resume(self) -> None:
+        self._turn.release()
+        self._back.acquire()
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        self._turn.acquire()
+        try:
+            self._body(self)
+        except BaseException as error:  # re-raised in the event loop
+            self._error = error
+        finally:
+            self._back.release()
 
 
 class JobRun:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from bench.policies.base import Policy
+from bench.policies.dedicated import OursDedicated
 from bench.policies.keda import Keda
-from bench.policies.ours import OursDedicated, OursWorker
+from bench.policies.ours import OursWorker
 from bench.policies.qpfs import Qpfs
 from bench.policies.target_tracking import TargetTracking
 

@@ -91,7 +91,7 @@ class Params:
     esm_window_s: float = _p(
         ESM.max_batching_window_s, "submitter maximum batching window (read from cdk_app/submitter_function.py)"
     )
-    sdk_max_attempts: int = _p(4, "SDK attempts per call: standard mode, 1 + 3 retries (lambdas/common/aws.py)")
+    sdk_max_attempts: int = _p(4, "SDK attempts per call: standard mode, 1 + 3 retries (lambdas/aws/clients.py)")
     sdk_max_backoff_s: float = _p(20.0, "boto3 'standard' retry mode: backoff cap, full jitter, base 2 (guide)")
     # --- This project: read from cdk_app/config.py's AppConfig defaults (bench/deployment.py) ---
     max_tasks: int = _p(500, "cap for every policy (MAX_WORKERS, MAX_CONCURRENT_TASKS, peers' max); bench choice")

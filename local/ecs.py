@@ -261,7 +261,7 @@ class EcsEmulator:
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": os.environ.get("HOME", "/tmp"),
-            "PYTHONPATH": f"{REPO / 'lambdas'}:{REPO}",  # the image's /app: common/ and worker/
+            "PYTHONPATH": f"{REPO / 'lambdas'}:{REPO}",  # the image's /app: lambdas/ runtime packages, worker/
             "PYTHONUNBUFFERED": "1",
             **self.task_env,
             **{e["name"]: e["value"] for e in container.get("environment", [])},

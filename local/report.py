@@ -77,7 +77,7 @@ def record(
 
 
 COST_FIELDS = ("cost_usd", "on_demand_cost_usd", "saving_usd", "interrupted_cost_usd")
-"""Recorded by task events for dedicated jobs (and summed on a sweep's parent); see common/cost.py."""
+"""Recorded by task events for dedicated jobs (and summed on a sweep's parent); see jobs/cost.py."""
 
 RESUMED = re.compile(r"^\[(?P<job>[^#\]]+)#\d+\] job \S+ attempt \d+: resumed from step (?P<step>\d+)", re.MULTILINE)
 

@@ -294,8 +294,13 @@ class Worker:
         self._delete(message)
 
     def _emit(self, line: str) -> None:
-        self.sink.write(line.encode() + b"\n")
-        self.sink.flush()
+        """A finished job's metric line on the output stream; a failure to write it never stops the message's own
+        handling (deleted, or made visible again after the retry delay), which the job's record already decided."""
+        try:
+            self.sink.write(line.encode() + b"\n")
+            self.sink.flush()
+        except Exception as exc:
+            log.warning("could not write a metric line: %s", exc)
 
     def _delete(self, message: Message) -> None:
         queue.delete(self.sqs, self.settings.queue_url, message)

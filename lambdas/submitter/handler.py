@@ -16,6 +16,7 @@ from submitter.wiring import default_ports, dispatch_config
 
 logger = Logger()
 copy_config_to_registered_loggers(source_logger=logger, include={"lifecycle"})  # its stdlib loggers, as JSON
+logger.remove_keys(["name"])  # the copy adds a `name` key to every line; keep the log format as it was
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 

@@ -15,6 +15,7 @@ from task_events.wiring import task_watch
 logger = Logger()
 metrics = Metrics()
 copy_config_to_registered_loggers(source_logger=logger, include={"lifecycle"})  # its stdlib loggers, as JSON
+logger.remove_keys(["name"])  # the copy adds a `name` key to every line; keep the log format as it was
 
 
 @logger.inject_lambda_context

@@ -142,6 +142,24 @@ def test_job_runs_with_its_environment_and_message_is_deleted(world: World) -> N
     assert expected in output(worker)
 
 
+class BrokenSink(io.BytesIO):
+    """Job output goes through; the metric line (one whole JSON line, written last) cannot be written."""
+
+    def write(self, data: Any) -> int:
+        if bytes(data).startswith(b'{"_aws"'):
+            raise OSError("sink closed")
+        return super().write(data)
+
+
+def test_a_metric_line_that_cannot_be_written_leaves_the_message_handled(world: World) -> None:
+    world.send(spec("job-sink", "pass"))
+    worker = world.worker()
+    worker.sink = BrokenSink()
+    worker.run()
+    assert world.job("job-sink").state == JobState.SUCCEEDED
+    assert world.counts() == (0, 0)  # deleted, not left to come back after its visibility timeout
+
+
 def test_job_without_id_gets_deterministic_id_from_message_id(world: World) -> None:
     message_id = world.send(spec(None, "pass"))
     world.worker().run()

@@ -153,11 +153,28 @@ def cancel_waiting(
 ) -> JobRecord:
     """A job still waiting (no task, no launch in progress) ends CANCELLED, then the finished hook. Raises
     JobStateConflict when it moved on since `job` was read (e.g. it started)."""
+    return end_waiting(store, job, now, state=JobState.CANCELLED, reason=reason, emit=emit)
+
+
+def end_waiting(
+    store: JobStore,
+    job: JobRecord,
+    now: datetime,
+    *,
+    state: JobState,
+    reason: str,
+    expected_claim: str | None = None,
+    emit: Callable[[str], None] | None = None,
+) -> JobRecord:
+    """A job that never got a task ends in `state` (CANCELLED, or FAILED past its max_wait), then the finished
+    hook. `expected_claim`: the launch claim it must still hold (NO_CLAIM: none). Raises JobStateConflict when it
+    moved on since `job` was read."""
     ended = store.transition(
         job.job_id,
-        JobState.CANCELLED,
+        state,
         expected_states=job.state,
         expected_attempt=job.attempt,
+        expected_claim=expected_claim,
         now=now,
         reason=reason,
     )

@@ -20,6 +20,7 @@ from jobs.messages import read_dispatch_attributes
 from jobs.record import NO_CLAIM, JobRecord, clip_reason
 from jobs.states import JobState
 from jobs.timeutil import iso
+from lifecycle.cancel import end_waiting
 from lifecycle.capacity import Capacity
 from lifecycle.dispatch_rules import (
     CancelWaiting,
@@ -33,7 +34,6 @@ from lifecycle.dispatch_rules import (
     deferred_reason,
 )
 from lifecycle.fanout import fan_out, is_parent_spec
-from lifecycle.finished import job_finished
 from lifecycle.launch import Delivery, DispatchConfig, Launcher
 from lifecycle.launch_plan import LaunchPlan, OverridesTooLarge, plan_for_record, plan_launch
 from lifecycle.ports import Ports
@@ -162,18 +162,17 @@ class Submitter:
     def _finish_waiting(self, job: JobRecord, state: JobState, reason: str) -> Outcome:
         """End a job that never got a task (cancelled, or past its max_wait): its metric, its count on its parent."""
         try:
-            ended = self._ports.store.transition(
-                job.job_id,
-                state,
-                expected_states=job.state,
-                expected_attempt=job.attempt,
-                expected_claim=job.launch_claim or NO_CLAIM,  # no launch began (or was taken over) since the read
-                now=self._ports.clock(),
+            # no launch began (or was taken over) since the read
+            end_waiting(
+                self._ports.store,
+                job,
+                self._ports.clock(),
+                state=state,
                 reason=reason,
+                expected_claim=job.launch_claim or NO_CLAIM,
             )
         except JobStateConflict:
             return Outcome.SKIPPED
-        job_finished(self._ports.store, ended, self._ports.clock())
         return Outcome.CANCELLED if state == JobState.CANCELLED else Outcome.EXPIRED
 
     def _reject(self, message: Message, reason: str, *, attempt: int, job_id: str | None = None) -> Outcome:

@@ -53,7 +53,7 @@ def _holds(condition: Condition, item: Mapping[str, Any]) -> bool:
             return value is _MISSING or _same(value, False)
 
 
-class InMemoryJobStore(FaultInjection):
+class InMemoryJobStore(FaultInjection, writes.ConditionalUpdates):
     """Job items in a dict. `inject("transition", fault)` (any method name) makes the next call raise the fault,
     or run it first (e.g. a competing writer's call)."""
 
@@ -114,77 +114,6 @@ class InMemoryJobStore(FaultInjection):
         if created:
             self._items[job_id] = _stored(item)
         return created, record_from_item(_stored(self._items[job_id]))
-
-    def transition(
-        self,
-        job_id: str,
-        to: JobState,
-        *,
-        expected_states: JobState | Collection[JobState],
-        expected_attempt: int,
-        now: datetime,
-        reason: str | None = None,
-        expected_task_arn: str | None = None,
-        expected_claim: str | None = None,
-        **fields: Any,
-    ) -> JobRecord:
-        write = writes.transition(
-            to,
-            expected_states=expected_states,
-            expected_attempt=expected_attempt,
-            now=now,
-            reason=reason,
-            expected_task_arn=expected_task_arn,
-            expected_claim=expected_claim,
-            fields=fields,
-        )
-        return self._apply("transition", job_id, write)
-
-    def annotate(
-        self,
-        job_id: str,
-        *,
-        expected_states: JobState | Collection[JobState],
-        expected_attempt: int,
-        now: datetime,
-        reason: str | None,
-        expected_claim: str | None = None,
-        **fields: Any,
-    ) -> JobRecord:
-        write = writes.annotate(
-            expected_states=expected_states,
-            expected_attempt=expected_attempt,
-            now=now,
-            reason=reason,
-            expected_claim=expected_claim,
-            fields=fields,
-        )
-        return self._apply("annotate", job_id, write)
-
-    def claim_launch(
-        self,
-        job_id: str,
-        *,
-        state: JobState,
-        attempt: int,
-        claim: str,
-        now: datetime,
-        takeover_from: str | None = None,
-    ) -> JobRecord:
-        write = writes.claim_launch(state=state, attempt=attempt, claim=claim, now=now, takeover_from=takeover_from)
-        return self._apply("claim_launch", job_id, write)
-
-    def release_claim(
-        self, job_id: str, *, state: JobState, attempt: int, claim: str, now: datetime, reason: str
-    ) -> JobRecord:
-        write = writes.release_claim(state=state, attempt=attempt, claim=claim, now=now, reason=reason)
-        return self._apply("release_claim", job_id, write)
-
-    def request_cancel(self, job_id: str, *, now: datetime, reason: str = "cancel requested") -> JobRecord:
-        return self._apply("request_cancel", job_id, writes.request_cancel(now=now, reason=reason))
-
-    def add_to(self, job_id: str, attr: str, amount: int, *, now: datetime) -> JobRecord:
-        return self._apply("add_to", job_id, writes.add_to(attr, amount, now=now))
 
     def _record(self, job_id: str) -> JobRecord | None:
         item = self._items.get(job_id)

@@ -182,6 +182,103 @@ def add_to(attr: str, amount: int, *, now: datetime) -> Write:
     return Write({"updated_at": iso(now)}, (), "an existing job", increment=(attr, amount))
 
 
+class ConditionalUpdates:
+    """The JobStore port's conditional updates, once for every store: each method describes its write here and
+    hands it to the store's `_apply` (aws.job_store: one UpdateItem; fakes.store: a dict, under the same rules)."""
+
+    def _apply(self, operation: str, job_id: str, write: Write) -> JobRecord:
+        """Perform `write` on the job's item if every condition holds, else raise JobStateConflict."""
+        raise NotImplementedError
+
+    def transition(
+        self,
+        job_id: str,
+        to: JobState,
+        *,
+        expected_states: JobState | Collection[JobState],
+        expected_attempt: int,
+        now: datetime,
+        reason: str | None = None,
+        expected_task_arn: str | None = None,
+        expected_claim: str | None = None,
+        **fields: Any,
+    ) -> JobRecord:
+        """Move the job to `to` if it is in one of `expected_states` at `expected_attempt` (and, when given,
+        runs `expected_task_arn` / holds `expected_claim`; NO_CLAIM: holds none).
+        Appends {at, from, to, reason} to history, stamps updated_at and the state's own timestamp, sets
+        `fields` (None removes an attribute).
+        Raises InvalidTransition for a move the state machine forbids, JobStateConflict when the write loses."""
+        write = transition(
+            to,
+            expected_states=expected_states,
+            expected_attempt=expected_attempt,
+            now=now,
+            reason=reason,
+            expected_task_arn=expected_task_arn,
+            expected_claim=expected_claim,
+            fields=fields,
+        )
+        return self._apply("transition", job_id, write)
+
+    def annotate(
+        self,
+        job_id: str,
+        *,
+        expected_states: JobState | Collection[JobState],
+        expected_attempt: int,
+        now: datetime,
+        reason: str | None,
+        expected_claim: str | None = None,
+        **fields: Any,
+    ) -> JobRecord:
+        """Update the reason (and fields) without a state change and without growing history, e.g. "waiting:
+        concurrency cap reached". Conditional on state and attempt like a transition."""
+        write = annotate(
+            expected_states=expected_states,
+            expected_attempt=expected_attempt,
+            now=now,
+            reason=reason,
+            expected_claim=expected_claim,
+            fields=fields,
+        )
+        return self._apply("annotate", job_id, write)
+
+    def claim_launch(
+        self,
+        job_id: str,
+        *,
+        state: JobState,
+        attempt: int,
+        claim: str,
+        now: datetime,
+        takeover_from: str | None = None,
+    ) -> JobRecord:
+        """Take the launch lease for (job, attempt) before calling RunTask: only one consumer can hold it.
+
+        Without `takeover_from` the job must be unclaimed; with it, the job must still hold that (expired)
+        claim, so exactly one consumer recovers an abandoned launch. A cancel request blocks the claim. A gang's
+        rendezvous is removed here, before the launch's rank 0 can publish (jobs.gang)."""
+        write = claim_launch(state=state, attempt=attempt, claim=claim, now=now, takeover_from=takeover_from)
+        return self._apply("claim_launch", job_id, write)
+
+    def release_claim(
+        self, job_id: str, *, state: JobState, attempt: int, claim: str, now: datetime, reason: str
+    ) -> JobRecord:
+        """Give the lease back after a launch that certainly did not start a task (throttled, no capacity)."""
+        return self._apply(
+            "release_claim", job_id, release_claim(state=state, attempt=attempt, claim=claim, now=now, reason=reason)
+        )
+
+    def request_cancel(self, job_id: str, *, now: datetime, reason: str = "cancel requested") -> JobRecord:
+        """Flag a non-terminal job for cancellation (CLI). The caller then stops its task, if any; the
+        task-events handler records CANCELLED when the task stops, the submitter for a job still waiting."""
+        return self._apply("request_cancel", job_id, request_cancel(now=now, reason=reason))
+
+    def add_to(self, job_id: str, attr: str, amount: int, *, now: datetime) -> JobRecord:
+        """Atomically add `amount` to a number attribute (created at 0) of an existing job."""
+        return self._apply("add_to", job_id, add_to(attr, amount, now=now))
+
+
 def _states(states: JobState | Collection[JobState]) -> tuple[JobState, ...]:
     return (states,) if isinstance(states, JobState) else tuple(states)
 
